@@ -1,0 +1,44 @@
+"""The `papernets` command line. Each group of subcommands lives in its own module and adds itself here.
+
+Errors a user can cause (`PapernetsError`) are printed as one line on stderr with exit status 2.
+"""
+
+import argparse
+import sys
+
+from papernets.errors import PapernetsError
+
+
+class UsageError(PapernetsError):
+    """A command line argparse refuses."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises one clear sentence instead of printing usage and exiting."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`).")
+
+
+def build_parser() -> ArgumentParser:
+    from papernets.cli import models_commands
+
+    parser = ArgumentParser(prog="papernets", description=__doc__.splitlines()[0])
+    subcommands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    for module in (models_commands,):
+        module.add_commands(subcommands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args) or 0
+    except PapernetsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
