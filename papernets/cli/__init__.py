@@ -21,11 +21,15 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> ArgumentParser:
+    from papernets.cli import data_commands
+    from papernets.cli import export_commands
     from papernets.cli import models_commands
+    from papernets.cli import report_commands
+    from papernets.cli import train_commands
 
     parser = ArgumentParser(prog="papernets", description=__doc__.splitlines()[0])
     subcommands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
-    for module in (models_commands,):
+    for module in (models_commands, report_commands, train_commands, data_commands, export_commands):
         module.add_commands(subcommands)
     return parser
 

@@ -1,0 +1,83 @@
+"""Time to accuracy of papernets' fast Fashion-MNIST recipes: each recipe for n seeds through the command line
+(`papernets train --recipe R --seed S`), wall time of the whole process (Python start, data loading, training,
+test evaluation; the report is skipped) and test accuracy as mean +- std over the seeds.
+
+The published points below are printed as references; they are other people's numbers, not measured here.
+
+    .venv/bin/python benchmarks/time_to_accuracy.py [--recipe fast-fashion-mnist] [--recipe fast-fashion-mnist-5min]
+                                                    [--seeds 3] [--output runs/time-to-accuracy]
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, append_entry, hardware, markdown_table, mean_std  # noqa: E402
+
+# Zalando's Fashion-MNIST benchmark table (zalandoresearch/fashion-mnist README; submitted, not verified).
+PUBLISHED = [
+    ("ResNet18", "94.9%"),
+    ("MobileNet", "95.0%"),
+    ("WRN-28-10 + random erasing", "96.3%"),
+    ("2 conv layers, < 100K params", "92.5%"),
+]
+TARGETS = {"fast-fashion-mnist": "mean >= 93.0% in <= 60 s", "fast-fashion-mnist-5min": "mean >= 94.0% in <= 5 min"}
+
+
+def run_once(recipe: str, seed: int, output: Path, device: str) -> dict:
+    papernets = Path(sys.executable).with_name("papernets")
+    command = [str(papernets) if papernets.exists() else sys.executable, *([] if papernets.exists() else ["-m", "papernets"]),
+               "train", "--recipe", recipe, "--seed", str(seed), "--output", str(output), "--device", device,
+               "--no-report", "--quiet", "--set", f"run_name={recipe}-seed{seed}"]
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"error: {' '.join(command)} failed with status {result.returncode}: "
+                         f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'no message'}")
+    summary = json.loads((output / f"{recipe}-seed{seed}" / "summary.json").read_text())
+    return {"wall": wall, "train_seconds": summary["wall_seconds"], "test": summary["test_accuracy"],
+            "val": summary["best_val_accuracy"], "epochs": summary["epochs"], "model": summary["model"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", action="append", help="a recipe name (repeatable; default: the fast recipes)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per recipe, 0..n-1 (default 3)")
+    parser.add_argument("--output", type=Path, default=ROOT / "runs" / "time-to-accuracy")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to docs/BENCHMARKS.md")
+    args = parser.parse_args()
+    recipes = args.recipe or list(TARGETS)
+    print(hardware(args.device), flush=True)
+
+    rows = []
+    for recipe in recipes:
+        runs = []
+        for seed in range(args.seeds):
+            run = run_once(recipe, seed, args.output, args.device)
+            runs.append(run)
+            print(f"{recipe} seed {seed}: test {100 * run['test']:.2f}%, val {100 * run['val']:.2f}%, "
+                  f"wall {run['wall']:.1f} s (training {run['train_seconds']:.1f} s)", flush=True)
+        test_mean, test_std = mean_std([100 * run["test"] for run in runs])
+        wall_mean, wall_std = mean_std([run["wall"] for run in runs])
+        train_mean, _ = mean_std([run["train_seconds"] for run in runs])
+        rows.append([recipe, runs[0]["model"], runs[0]["epochs"], len(runs), f"{test_mean:.2f} +- {test_std:.2f}",
+                     f"{wall_mean:.1f} +- {wall_std:.1f}", f"{train_mean:.1f}", TARGETS.get(recipe, "")])
+    table = markdown_table(["recipe", "model", "epochs", "seeds", "test accuracy %", "wall s (process)",
+                            "training s", "target"], rows)
+    references = "Published references (not measured here; Zalando's benchmark table): " + ", ".join(
+        f"{name} {accuracy}" for name, accuracy in PUBLISHED) + "."
+    print(table)
+    print(references)
+    if not args.no_append:
+        append_entry("Time to accuracy (benchmarks/time_to_accuracy.py)", f"{table}\n\n{references}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""Reading a run folder as training wrote it (docs/ARCHITECTURE.md, "Training"): the files that reports,
+`predict` and `compare` read, each checked once here so that a wrong folder gives one clear sentence."""
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from papernets.errors import PapernetsError
+
+SUMMARY_FILE = "summary.json"
+CONFIG_FILE = "config.json"
+ENVIRONMENT_FILE = "env.json"
+METRICS_FILE = "metrics.csv"
+BEST_CHECKPOINT = Path("checkpoints", "best.pt")
+LAST_CHECKPOINT = Path("checkpoints", "last.pt")
+
+
+class RunFolderError(PapernetsError):
+    """A run folder that is missing, incomplete or holds a file that cannot be read."""
+
+
+@dataclass
+class Run:
+    path: Path
+    summary: dict
+    config: dict
+    environment: dict
+    metrics: list[dict[str, float]]  # one row per epoch, columns as metrics.csv names them
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def best_checkpoint(self) -> Path:
+        """The best-validation checkpoint, or the last one for a run that never improved on validation."""
+        best = self.path / BEST_CHECKPOINT
+        if best.is_file():
+            return best
+        last = self.path / LAST_CHECKPOINT
+        if last.is_file():
+            return last
+        raise RunFolderError(
+            f"{self.path} has neither {BEST_CHECKPOINT} nor {LAST_CHECKPOINT}; "
+            "train the run to the end (or resume it) so that a checkpoint is saved.")
+
+    def metric_column(self, column: str) -> list[float]:
+        return [row[column] for row in self.metrics if column in row]
+
+
+def _require_run_folder(path: Path) -> Path:
+    if not path.is_dir():
+        raise RunFolderError(f"Run folder {path} does not exist; pass the folder that `papernets train` wrote.")
+    if not (path / SUMMARY_FILE).is_file():
+        raise RunFolderError(
+            f"{path} is not a finished run folder (no {SUMMARY_FILE}); "
+            "pass the folder that `papernets train` wrote, after training finished.")
+    return path
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise RunFolderError(f"{path} is missing; the run folder is incomplete, so train the run again.")
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunFolderError(f"{path} cannot be read as JSON ({error}); train the run again.") from None
+    if not isinstance(content, dict):
+        raise RunFolderError(f"{path} does not hold a JSON object; train the run again.")
+    return content
+
+
+def _number_or_text(value: str) -> float | str:
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def _read_metrics(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        raise RunFolderError(f"{path} is missing; the run folder is incomplete, so train the run again.")
+    try:
+        with path.open(newline="") as file:
+            rows = list(csv.DictReader(file))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise RunFolderError(f"{path} cannot be read as CSV ({error}); train the run again.") from None
+    return [{column: _number_or_text(value) for column, value in row.items() if value not in (None, "")}
+            for row in rows]
+
+
+def read_summary(run_dir: str | Path) -> dict:
+    """Only summary.json: all that `compare` needs."""
+    path = _require_run_folder(Path(run_dir))
+    return _read_json(path / SUMMARY_FILE)
+
+
+def read_run(run_dir: str | Path) -> Run:
+    """Every file a report needs: summary.json, config.json, env.json and metrics.csv."""
+    path = _require_run_folder(Path(run_dir))
+    return Run(
+        path=path,
+        summary=_read_json(path / SUMMARY_FILE),
+        config=_read_json(path / CONFIG_FILE),
+        environment=_read_json(path / ENVIRONMENT_FILE),
+        metrics=_read_metrics(path / METRICS_FILE),
+    )

@@ -1,0 +1,162 @@
+"""`papernets train ...` and `papernets eval --checkpoint PATH`.
+
+Every flag is a field of `TrainConfig`; `--set field=value` reaches the others. Flags and recipe are checked
+(types, ranges, the model and dataset names, whether the model can take the dataset's images) before any
+training starts. Without --recipe a model trains with the dataset's fast recipe (`fast-<dataset>`).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from papernets.errors import ConfigError
+from papernets.training.config import (RECIPES_DIR, TrainConfig, apply, config_from_dict, list_recipes,
+                                       load_config, parse_overrides, validate)
+
+# Fields a resumed run may change: how it runs and reports, and how long it trains. Anything else would make
+# the resumed run a different experiment.
+RESUMABLE_FIELDS = {"epochs", "iterations", "output", "device", "threads", "quiet", "report", "html", "tensorboard",
+                    "data_dir", "download", "checkpoint_every_steps", "stop_after_steps", "debug_nan_at_step"}
+
+
+def add_commands(subparsers) -> None:
+    train = subparsers.add_parser("train", help="train a model on a dataset with a recipe",
+                                  description="Train a model; every recipe field can be overridden with --set.")
+    train.add_argument("--model", help="a name from `papernets list`, e.g. resnet20")
+    train.add_argument("--dataset", help="mnist, fashion-mnist, cifar10 or cifar100")
+    train.add_argument("--recipe", metavar="NAME|FILE",
+                       help=f"a recipe ({', '.join(list_recipes())}) or a .toml file (default: fast-<dataset>)")
+    train.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset's files")
+    train.add_argument("--download", action="store_true", default=None, help="download the dataset if missing")
+    train.add_argument("--epochs", type=int, metavar="N")
+    train.add_argument("-b", "--batch-size", type=int, metavar="B", help="global batch size")
+    train.add_argument("--lr", type=float, metavar="LR", help="peak learning rate")
+    train.add_argument("--seed", type=int, metavar="S")
+    train.add_argument("--output", metavar="DIR", help="root of the run folders (default: runs)")
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    train.add_argument("--amp", choices=("auto", "bf16", "off"),
+                       help="bf16 autocast (default auto: on where the hardware has bf16 arithmetic)")
+    train.add_argument("--channels-last", action="store_true", default=None, help="NHWC memory format")
+    train.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    train.add_argument("--resume", nargs="?", const="", metavar="RUN_DIR|CHECKPOINT",
+                       help="continue a run from its last checkpoint (alone: the newest run under --output)")
+    train.add_argument("--teacher", metavar="CHECKPOINT", help="distil from this trained model (Hinton et al.)")
+    train.add_argument("--set", action="extend", nargs="+", default=[], metavar="FIELD=VALUE", dest="overrides",
+                       help="override any config field, e.g. --set lr=0.05 augmentation.flip=false")
+    train.add_argument("--quiet", action="store_true", default=None, help="print only warnings and errors")
+    train.add_argument("--no-report", action="store_false", default=None, dest="report",
+                       help="skip report.md at the end")
+    train.add_argument("--html", action="store_true", default=None, help="also write report.html")
+    train.add_argument("--tensorboard", action="store_true", default=None,
+                       help="log to RUN_DIR/tensorboard (needs the tensorboard package)")
+    train.set_defaults(run=run_train)
+
+    evaluate = subparsers.add_parser("eval", help="accuracy of a checkpoint on the test or validation split")
+    evaluate.add_argument("--checkpoint", required=True, metavar="PATH", help="a .pt file or a run folder")
+    evaluate.add_argument("--split", choices=("test", "val"), default="test")
+    evaluate.add_argument("--data-dir", metavar="DIR")
+    evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
+    evaluate.set_defaults(run=run_eval)
+
+
+FLAG_FIELDS = {"model": "model", "dataset": "dataset", "data_dir": "data_dir", "download": "download",
+               "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "seed": "seed", "output": "output",
+               "device": "device", "amp": "amp", "channels_last": "channels_last", "compile": "compile",
+               "teacher": "teacher", "quiet": "quiet", "report": "report", "html": "html",
+               "tensorboard": "tensorboard"}
+
+
+def overrides_from(args) -> dict:
+    """--set pairs, then the named flags (which win)."""
+    overrides = parse_overrides(args.overrides)
+    for flag, field_name in FLAG_FIELDS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            overrides[field_name] = value
+    return overrides
+
+
+def default_recipe(dataset: str | None) -> str | None:
+    return f"fast-{dataset}" if dataset and (RECIPES_DIR / f"fast-{dataset}.toml").is_file() else None
+
+
+def check_names(model: str | None, dataset: str | None):
+    """Unknown model or dataset: one sentence before anything else is checked or loaded."""
+    from papernets.data.catalog import get_spec
+    from papernets.models import get_model_entry
+
+    if model:
+        get_model_entry(model)
+    if dataset:
+        get_spec(dataset)
+
+
+def resume_target(resume: str, output: str) -> tuple[Path, Path]:
+    """(run folder, checkpoint path) for `--resume` with a run folder, a checkpoint file, or nothing."""
+    from papernets.training.run_folder import CHECKPOINTS, newest_run
+
+    path = Path(resume) if resume else newest_run(output)
+    if path.is_dir():
+        return path, path / CHECKPOINTS / "last.pt"
+    if path.suffix == ".pt":
+        run_dir = path.parent.parent if path.parent.name == CHECKPOINTS else path.parent
+        return run_dir, path
+    raise ConfigError(f"--resume {resume}: no run folder or .pt checkpoint there; pass the folder "
+                      "`papernets train` wrote (runs/<model>-<dataset>-<time>).")
+
+
+def resumed_config(saved: dict, overrides: dict) -> TrainConfig:
+    config = config_from_dict(saved)
+    config.stop_after_steps = 0
+    for name in ("model", "dataset"):
+        if overrides.get(name) not in (None, getattr(config, name)):
+            raise ConfigError(f"--resume continues a {config.model} run on {config.dataset}; drop --{name} or "
+                              "start a new run without --resume.")
+        overrides.pop(name, None)
+    refused = sorted(set(overrides) - RESUMABLE_FIELDS)
+    if refused:
+        raise ConfigError(f"A resumed run keeps its recipe, so {', '.join(refused)} cannot change; drop "
+                          f"{'them' if len(refused) > 1 else 'it'} or start a new run.")
+    if overrides.get("epochs"):
+        config.iterations = 0
+    if overrides.get("iterations"):
+        config.epochs = 0
+    return validate(apply(overrides, config, "command line"))
+
+
+def run_train(args) -> int:
+    from papernets.training import checkpoint
+    from papernets.training.engine import TrainingInterrupted, train
+
+    overrides = overrides_from(args)
+    check_names(overrides.get("model"), overrides.get("dataset"))
+    resume = run_dir = None
+    if args.resume is not None:
+        run_dir, checkpoint_path = resume_target(args.resume, overrides.get("output", TrainConfig.output))
+        resume = checkpoint.load_newest_valid(checkpoint_path, warn=lambda line: print(line, file=sys.stderr))
+        config = resumed_config(resume["config"], overrides)
+    else:
+        recipe = args.recipe or default_recipe(overrides.get("dataset"))
+        config = load_config(recipe, overrides)
+    check_names(config.model, config.dataset)
+    try:
+        train(config, resume=resume, run_dir=run_dir)
+    except TrainingInterrupted as interruption:
+        print(interruption, file=sys.stderr)
+        return interruption.exit_code
+    return 0
+
+
+def run_eval(args) -> int:
+    from papernets.training.engine import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, split=args.split, data_dir=args.data_dir,
+                                 device=args.device or "auto")
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['model']} on {result['dataset']} {result['split']}: accuracy {result['accuracy']:.4f} "
+              f"({result['correct']}/{result['images']}), loss {result['loss']:.4f}")
+    return 0
+

@@ -1,0 +1,219 @@
+"""Strict, safe readers for the two file formats of the four data sets.
+
+- IDX (MNIST, Fashion-MNIST; LeCun's format): two zero bytes, a type code (0x08 = unsigned byte), the
+  number of dimensions, one big-endian uint32 per dimension, then exactly prod(dims) bytes. Plain or gzip.
+- CIFAR binary release: fixed-size records, `<label bytes><3072 pixel bytes>` (CIFAR-10: 1 label byte;
+  CIFAR-100: coarse byte then fine byte); pixels are the R, G and B planes of a 32x32 image, row-major.
+- CIFAR python release: pickled dicts written by Python 2 (so `encoding="bytes"`), holding `b"data"`
+  (uint8, N x 3072, same plane layout), `b"labels"` (CIFAR-10) or `b"fine_labels"`/`b"coarse_labels"`
+  (CIFAR-100) as lists of ints, `b"batch_label"` and `b"filenames"`. They are read with an unpickler that
+  resolves only the globals such a file needs, so a crafted pickle cannot run code.
+
+Every problem is a `DatasetError` naming the file; nothing here relies on `assert`.
+"""
+
+import codecs
+import gzip
+import math
+import os
+import pickle
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from papernets.errors import DatasetError
+
+try:
+    from numpy._core.multiarray import _reconstruct as _numpy_reconstruct
+except ImportError:  # numpy < 2 has no numpy._core
+    from numpy.core.multiarray import _reconstruct as _numpy_reconstruct
+
+IDX_UNSIGNED_BYTE = 0x08
+IDX_MAX_DIMENSIONS = 4
+MAX_FILE_BYTES = 2**30  # no file of these data sets comes near 1 GiB uncompressed; bigger is a bomb
+GZIP_MAGIC = b"\x1f\x8b"
+CIFAR_PIXELS = 3 * 32 * 32
+CORRUPT_ADVICE = "replace it with a fresh copy (delete it and run again with --download)"
+
+# Exceptions that reading a damaged gzip or pickle can raise; each becomes a DatasetError.
+_READ_ERRORS = (OSError, EOFError, zlib.error, struct.error)
+_UNPICKLE_ERRORS = _READ_ERRORS + (
+    pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, MemoryError,
+)
+
+
+def read_file_bytes(path: Path) -> bytes:
+    """The file's bytes, gunzipped when it starts with the gzip magic; at most MAX_FILE_BYTES."""
+    path = Path(path)
+    compressed = False
+    try:
+        with open(path, "rb") as raw:
+            compressed = raw.read(2) == GZIP_MAGIC
+        opener = gzip.open if compressed else open
+        with opener(path, "rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise DatasetError(f"{path} does not exist; check the data folder.") from None
+    except _READ_ERRORS as error:
+        kind = "gzip file" if compressed else "file"
+        raise DatasetError(f"{path} is not a readable {kind} ({error}); {CORRUPT_ADVICE}.") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise DatasetError(f"{path} holds more than {MAX_FILE_BYTES} bytes, far more than any of these data sets; "
+                           f"it is not a genuine data file, {CORRUPT_ADVICE}.")
+    return data
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (plain or .gz) as a uint8 array of the dimensions its header declares."""
+    data = read_file_bytes(path)
+    if len(data) < 4 or data[:2] != b"\x00\x00":
+        raise DatasetError(f"{path} does not start with the IDX magic (two zero bytes); it is not an IDX file, "
+                           f"{CORRUPT_ADVICE}.")
+    type_code, num_dims = data[2], data[3]
+    if type_code != IDX_UNSIGNED_BYTE:
+        raise DatasetError(f"{path} has IDX type code 0x{type_code:02x}, but MNIST-style files hold unsigned bytes "
+                           f"(0x08); {CORRUPT_ADVICE}.")
+    if not 1 <= num_dims <= IDX_MAX_DIMENSIONS:
+        raise DatasetError(f"{path} declares {num_dims} dimensions; an IDX image or label file has 1 to "
+                           f"{IDX_MAX_DIMENSIONS}, {CORRUPT_ADVICE}.")
+    header_size = 4 + 4 * num_dims
+    if len(data) < header_size:
+        raise DatasetError(f"{path} ends inside its IDX header ({len(data)} bytes); {CORRUPT_ADVICE}.")
+    dims = struct.unpack(f">{num_dims}I", data[4:header_size])
+    expected = math.prod(dims)
+    payload = len(data) - header_size
+    if payload != expected:
+        shape = " x ".join(map(str, dims))
+        problem = "is truncated" if payload < expected else "has trailing bytes"
+        raise DatasetError(f"{path} {problem}: its header declares {shape} = {expected} bytes but it holds {payload}; "
+                           f"{CORRUPT_ADVICE}.")
+    return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(dims).copy()
+
+
+def read_idx_pair(images_path: Path, labels_path: Path, image_size: tuple[int, int], num_classes: int):
+    """(images (N, 1, H, W) uint8, labels (N,) int64) from an IDX image file and its label file."""
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
+    if images.ndim != 3 or images.shape[1:] != tuple(image_size):
+        expected = "N x " + " x ".join(map(str, image_size))
+        raise DatasetError(f"{images_path} holds an array of shape {images.shape}, not {expected} images; "
+                           f"it is not an image file of this data set.")
+    if labels.ndim != 1:
+        raise DatasetError(f"{labels_path} holds an array of shape {labels.shape}, not one label per image; "
+                           f"it is not a label file.")
+    if len(labels) != len(images):
+        raise DatasetError(f"{labels_path} holds {len(labels)} labels but {images_path} holds {len(images)} images; "
+                           f"the two files do not belong together.")
+    return images[:, None], _checked_labels(labels, num_classes, labels_path)
+
+
+def read_cifar_binary(path: Path, label_bytes: int, num_classes: int, records: int | None = None):
+    """(images (N, 3, 32, 32) uint8, labels (N,) int64) from a CIFAR binary batch.
+
+    `label_bytes` is 1 for CIFAR-10 and 2 for CIFAR-100 (coarse, fine; the fine label is returned). With
+    `records` given the file must hold exactly that many (each CIFAR-10 batch: 10,000 x 3,073 = 30,730,000 bytes).
+    """
+    path = Path(path)
+    record_size = label_bytes + CIFAR_PIXELS
+    try:
+        size = os.stat(path).st_size
+    except OSError as error:
+        raise DatasetError(f"{path} cannot be read ({error.strerror}); check the data folder.") from None
+    expected = None if records is None else records * record_size
+    if size == 0 or size % record_size or (expected is not None and size != expected):
+        wanted = f"exactly {expected}" if expected is not None else f"a multiple of {record_size}"
+        raise DatasetError(f"{path} is {size} bytes, but a CIFAR binary batch of {record_size}-byte records is "
+                           f"{wanted}; it is truncated or not a CIFAR file, {CORRUPT_ADVICE}.")
+    try:
+        table = np.fromfile(path, dtype=np.uint8).reshape(-1, record_size)
+    except (OSError, ValueError) as error:  # ValueError: the file changed size since it was measured
+        raise DatasetError(f"{path} cannot be read ({error}); {CORRUPT_ADVICE}.") from None
+    labels = table[:, label_bytes - 1].astype(np.int64)
+    images = np.ascontiguousarray(table[:, label_bytes:]).reshape(-1, 3, 32, 32)
+    return images, _checked_labels(labels, num_classes, path)
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Resolves only the globals a CIFAR pickle needs; any other global is refused before it can run.
+
+    A CIFAR batch written by Python 2's numpy references numpy.core.multiarray._reconstruct, numpy.ndarray
+    and numpy.dtype. A file re-written with protocol 2 by Python 3 also encodes bytes as
+    `_codecs.encode(text, "latin1")`, allowed for latin-1 only.
+    """
+
+    @staticmethod
+    def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+        if encoding != "latin1":
+            raise pickle.UnpicklingError(f"refused _codecs.encode with encoding {encoding!r}")
+        return codecs.encode(text, encoding)
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1_encode,
+    }
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self.ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refused to load the global {module}.{name}") from None
+
+
+def load_restricted_pickle(path: Path) -> object:
+    """The object in a pickle file, unpickled with `RestrictedUnpickler` and Python 2 strings as bytes."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as stream:
+            return RestrictedUnpickler(stream, encoding="bytes").load()
+    except FileNotFoundError:
+        raise DatasetError(f"{path} does not exist; check the data folder.") from None
+    except _UNPICKLE_ERRORS as error:
+        raise DatasetError(f"{path} is not a valid CIFAR pickle ({type(error).__name__}: {error}); papernets loads "
+                           f"only plain numpy arrays and lists from it, {CORRUPT_ADVICE}.") from None
+
+
+def _entry(batch: dict, key: str):
+    """batch[b"key"], or batch["key"] for a file pickled with str keys; None when absent."""
+    return batch.get(key.encode(), batch.get(key))
+
+
+def read_cifar_python(path: Path, label_key: str, num_classes: int, records: int | None = None):
+    """(images (N, 3, 32, 32) uint8, labels (N,) int64) from a CIFAR python-release batch.
+
+    `label_key` is "labels" for CIFAR-10 and "fine_labels" for CIFAR-100.
+    """
+    batch = load_restricted_pickle(path)
+    if not isinstance(batch, dict):
+        raise DatasetError(f"{path} holds a {type(batch).__name__}, not the dict of a CIFAR batch; {CORRUPT_ADVICE}.")
+    data, labels = _entry(batch, "data"), _entry(batch, label_key)
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != CIFAR_PIXELS:
+        found = f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else repr(type(data))
+        raise DatasetError(f"{path} has 'data' as a {found}, not a uint8 array of N x {CIFAR_PIXELS}; "
+                           f"{CORRUPT_ADVICE}.")
+    if records is not None and len(data) != records:
+        raise DatasetError(f"{path} holds {len(data)} images where the release has {records}; {CORRUPT_ADVICE}.")
+    if not isinstance(labels, list) or not all(isinstance(label, int) for label in labels):
+        raise DatasetError(f"{path} has no list of integer labels under {label_key!r}; it is not a batch of this "
+                           f"data set, {CORRUPT_ADVICE}.")
+    if len(labels) != len(data):
+        raise DatasetError(f"{path} holds {len(labels)} labels for {len(data)} images; {CORRUPT_ADVICE}.")
+    # Checked before the int64 conversion, which a label beyond 64 bits would crash.
+    if (label := next((label for label in labels if not 0 <= label < num_classes), None)) is not None:
+        raise DatasetError(f"{path} holds label {label} (labels must lie in 0..{num_classes - 1}); it does not belong "
+                           f"to this data set, {CORRUPT_ADVICE}.")
+    images = np.ascontiguousarray(data).reshape(-1, 3, 32, 32)
+    return images, _checked_labels(np.asarray(labels, dtype=np.int64), num_classes, path)
+
+
+def _checked_labels(labels: np.ndarray, num_classes: int, path: Path) -> np.ndarray:
+    labels = labels.astype(np.int64)
+    out_of_range = labels[(labels < 0) | (labels >= num_classes)]
+    if len(out_of_range):
+        raise DatasetError(f"{path} holds label {int(out_of_range[0])} (labels must lie in 0..{num_classes - 1}); "
+                           f"it does not belong to this data set, {CORRUPT_ADVICE}.")
+    return labels

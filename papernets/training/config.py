@@ -1,0 +1,298 @@
+"""One typed config per run: `TrainConfig`, loaded from a recipe (a TOML file in `recipes/`, or any TOML file)
+and overridden field by field from the command line (`--set field=value`), with a type check on every value.
+
+Recipe files are flat `field = value` tables, plus two sub-tables: `[augmentation]` (fields of
+`papernets.data.Augmentation`, over the dataset's default) and `[model_options]` (keyword options of the model
+builder). On the command line these read `--set augmentation.flip=false` and `--set model_options.dropout=0.3`.
+"""
+
+import dataclasses
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from papernets.errors import ConfigError
+
+RECIPES_DIR = Path(__file__).parent / "recipes"
+
+OPTIMIZERS = ("sgd", "adamw", "rmsprop")
+SCHEDULES = ("constant", "step", "multistep", "piecewise", "cosine", "linear", "plateau")
+SCHEDULE_UNITS = ("epoch", "iteration")
+WARMUP_SHAPES = ("linear", "constant")
+DEVICES = ("auto", "cpu", "cuda")
+AMP_MODES = ("auto", "bf16", "off")
+AUGMENTATION_FIELDS = {"pad": int, "crop": bool, "flip": bool, "cutout": int}
+
+
+@dataclass
+class TrainConfig:
+    # What to train on what.
+    model: str = ""
+    dataset: str = ""
+    model_options: dict = field(default_factory=dict)  # keyword options of the model builder
+    recipe: str = ""                # the recipe name or file this config came from
+    source: str = ""                # the paper or note the recipe follows
+
+    # Data.
+    data_dir: str | None = None
+    download: bool = False
+    val_size: int = 5000            # images carved from the training set for validation (0: none)
+    train_size: int = 0             # use only the first N training images after the split (0: all)
+    test_size: int = 0              # use only the first N test images (0: all)
+    augmentation: dict = field(default_factory=dict)  # over data.default_augmentation(dataset)
+    eval_tta_flip: bool = False     # evaluate on the image and its mirror, averaging the logits
+
+    # Length: exactly one of the two is positive.
+    epochs: int = 0
+    iterations: int = 0
+
+    # Optimizer.
+    batch_size: int = 128           # global batch (split across ranks under torchrun)
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9           # SGD momentum; RMSprop momentum
+    nesterov: bool = False          # SGD only
+    weight_decay: float = 5e-4
+    no_weight_decay_on_bn_bias: bool = False  # no decay on parameters with one dimension (BN scales, biases)
+    depthwise_weight_decay: float | None = None  # decay on depthwise conv kernels (None: weight_decay)
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    rmsprop_decay: float = 0.9      # RMSprop's moving-average factor of squared gradients
+    optimizer_eps: float = 1e-8
+
+    # Learning-rate schedule. Milestones and step sizes count `schedule_unit`s; warm-up counts iterations.
+    schedule: str = "constant"
+    schedule_unit: str = "epoch"
+    milestones: list[int] = field(default_factory=list)  # multistep, piecewise
+    lr_values: list[float] = field(default_factory=list)  # piecewise: one more value than milestones
+    gamma: float = 0.1              # step, multistep, plateau: lr factor
+    step_size: int = 0              # step: units between two lr changes
+    final_lr_fraction: float = 0.0  # cosine, linear: lr at the end, as a fraction of lr
+    warmup_steps: int = 0           # iterations of warm-up before the schedule starts
+    warmup_lr: float = 0.0          # lr at the start of warm-up
+    warmup_shape: str = "linear"    # linear: warmup_lr rising to lr; constant: warmup_lr throughout
+    plateau_patience: int = 2       # plateau: epochs without a better val accuracy before lr *= gamma
+    plateau_max_reductions: int = 3
+
+    # Loss.
+    label_smoothing: float = 0.0
+    aux_loss_weights: list[float] = field(default_factory=list)  # empty: the model's own aux_loss_weights
+    teacher: str = ""               # checkpoint of a teacher for Hinton distillation
+    distill_temperature: float = 4.0
+    distill_alpha: float = 0.9      # weight of the distillation term; 1 - alpha on the hard labels
+
+    # Execution.
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"               # bf16 autocast where the hardware has bf16 arithmetic
+    channels_last: bool = False
+    compile: bool = False
+    threads: int = 0                # torch threads per process (0: all cores, shared among local ranks)
+    deterministic: bool = False     # torch.use_deterministic_algorithms(True)
+
+    # Run folder and output.
+    output: str = "runs"
+    run_name: str = ""              # default <model>-<dataset>-<YYYYmmdd-HHMMSS>
+    checkpoint_every_steps: int = 0  # also checkpoint inside epochs (0: at the end of each epoch only)
+    quiet: bool = False
+    report: bool = True
+    html: bool = False
+    tensorboard: bool = False
+
+    # Test hooks: stop as if interrupted after this many steps; make the loss NaN at this step.
+    stop_after_steps: int = 0
+    debug_nan_at_step: int = -1
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+FIELD_TYPES = typing.get_type_hints(TrainConfig)
+
+
+def list_recipes() -> list[str]:
+    return sorted(path.stem for path in RECIPES_DIR.glob("*.toml"))
+
+
+def recipe_path(recipe: str) -> Path:
+    """A recipe name (`resnet-cifar-he2015`) or the path of a TOML file."""
+    named = RECIPES_DIR / f"{recipe}.toml"
+    if named.is_file():
+        return named
+    path = Path(recipe)
+    if path.suffix == ".toml" and path.is_file():
+        return path
+    raise ConfigError(f"Unknown recipe {recipe!r}: pass one of {', '.join(list_recipes())} or a .toml file.")
+
+
+def read_recipe(recipe: str) -> dict:
+    path = recipe_path(recipe)
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"Recipe {path} cannot be read as TOML ({error}); fix the file.") from None
+
+
+def _type_name(expected) -> str:
+    return getattr(expected, "__name__", None) or str(expected).replace("typing.", "")
+
+
+def check_type(name: str, value, expected):
+    """`value` converted to the field's type (an int where a float is expected), or a ConfigError."""
+    origin = typing.get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(expected):
+            return None
+        options = [option for option in typing.get_args(expected) if option is not type(None)]
+        return check_type(name, value, options[0])
+    if origin is list:
+        (item_type,) = typing.get_args(expected)
+        if not isinstance(value, list):
+            raise ConfigError(f"{name} must be a list of {_type_name(item_type)}, e.g. [1, 2]; got {value!r}.")
+        return [check_type(f"{name}[{index}]", item, item_type) for index, item in enumerate(value)]
+    if expected is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name} must be a table of options; got {value!r}.")
+        return dict(value)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if expected is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number; got {value!r}.")
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(f"{name} must be of type {_type_name(expected)}; got {value!r}.")
+    return value
+
+
+def parse_value(text: str):
+    """A command-line value as TOML reads it (`0.1`, `true`, `[1, 2]`), else the text itself (`adamw`)."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """`["lr=0.05", "augmentation.flip=false"]` -> `{"lr": 0.05, "augmentation": {"flip": False}}`."""
+    overrides: dict = {}
+    for pair in pairs:
+        key, separator, text = pair.partition("=")
+        key = key.strip()
+        if not separator or not key:
+            raise ConfigError(f"--set takes field=value, got {pair!r}; e.g. --set lr=0.05.")
+        table, dot, option = key.partition(".")
+        if dot:
+            table_values = overrides.setdefault(table, {})
+            if not isinstance(table_values, dict):
+                raise ConfigError(f"--set gives {table} a value and also sets {key!r} inside it; set one or the other.")
+            table_values[option] = parse_value(text.strip())
+        else:
+            overrides[key] = parse_value(text.strip())
+    return overrides
+
+
+def apply(values: dict, config: TrainConfig, origin: str) -> TrainConfig:
+    """Set fields from `values` (a recipe or overrides), checking names and types; tables merge."""
+    for name, value in values.items():
+        if name not in FIELD_TYPES:
+            close = [field_name for field_name in FIELD_TYPES if field_name.startswith(name[:4])]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(f"{origin}: {name!r} is not a training config field{hint}; "
+                              "`papernets train --help` lists them.")
+        if name == "augmentation":
+            value = {**config.augmentation, **check_augmentation(value, origin)}
+        elif name == "model_options":
+            value = {**config.model_options, **check_type(name, value, dict)}
+        setattr(config, name, check_type(f"{origin}: {name}", value, FIELD_TYPES[name]))
+    return config
+
+
+def check_augmentation(values, origin: str) -> dict:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{origin}: augmentation must be a table of {', '.join(AUGMENTATION_FIELDS)}.")
+    for name, value in values.items():
+        if name not in AUGMENTATION_FIELDS:
+            raise ConfigError(f"{origin}: augmentation.{name} is unknown; use {', '.join(AUGMENTATION_FIELDS)}.")
+        check_type(f"{origin}: augmentation.{name}", value, AUGMENTATION_FIELDS[name])
+    return dict(values)
+
+
+def load_config(recipe: str | None = None, overrides: dict | None = None) -> TrainConfig:
+    """The defaults, then the recipe, then the overrides; validated."""
+    config = TrainConfig()
+    if recipe:
+        values = read_recipe(recipe)
+        values.pop("name", None)
+        apply(values, config, f"recipe {recipe}")
+        config.recipe = recipe
+    overrides = dict(overrides or {})
+    if overrides.get("epochs"):
+        config.iterations = 0
+    if overrides.get("iterations"):
+        config.epochs = 0
+    apply(overrides, config, "command line")
+    validate(config)
+    return config
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    """A config saved in a run folder or checkpoint, read back with the same checks."""
+    return apply(dict(values), TrainConfig(), "saved config")
+
+
+def _require(condition: bool, message: str):
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Every value a user can get wrong, checked before any work starts."""
+    _require(bool(config.model), "No model given: pass --model NAME (`papernets list` shows them).")
+    _require(bool(config.dataset), "No dataset given: pass --dataset NAME (e.g. fashion-mnist).")
+    _require((config.epochs > 0) != (config.iterations > 0),
+             f"Give exactly one of epochs or iterations as a positive number; got epochs={config.epochs}, "
+             f"iterations={config.iterations} (e.g. --epochs 10).")
+    _require(config.epochs >= 0 and config.iterations >= 0, "epochs and iterations cannot be negative.")
+    _require(config.batch_size >= 1, f"Batch size must be at least 1, got {config.batch_size}; e.g. -b 128.")
+    _require(config.lr > 0, f"Learning rate must be positive, got {config.lr}; e.g. --lr 0.1.")
+    _require(config.weight_decay >= 0, f"weight_decay must be >= 0, got {config.weight_decay}.")
+    _require(config.depthwise_weight_decay is None or config.depthwise_weight_decay >= 0,
+             f"depthwise_weight_decay must be >= 0, got {config.depthwise_weight_decay}.")
+    _require(0 <= config.momentum < 1, f"momentum must be in [0, 1), got {config.momentum}.")
+    _require(config.optimizer in OPTIMIZERS,
+             f"Unknown optimizer {config.optimizer!r}; use one of {', '.join(OPTIMIZERS)}.")
+    _require(not (config.nesterov and config.optimizer == "sgd") or config.momentum > 0,
+             "nesterov needs momentum > 0; pass --set momentum=0.9 or nesterov=false.")
+    _require(len(config.adam_betas) == 2 and all(0 <= beta < 1 for beta in config.adam_betas),
+             f"adam_betas must be two numbers in [0, 1), got {config.adam_betas}.")
+    _require(config.schedule in SCHEDULES,
+             f"Unknown schedule {config.schedule!r}; use one of {', '.join(SCHEDULES)}.")
+    _require(config.schedule_unit in SCHEDULE_UNITS,
+             f"schedule_unit must be one of {', '.join(SCHEDULE_UNITS)}, got {config.schedule_unit!r}.")
+    _require(config.schedule != "step" or config.step_size > 0, "The step schedule needs step_size > 0.")
+    _require(config.milestones == sorted(config.milestones) and all(m > 0 for m in config.milestones),
+             f"milestones must be positive and increasing, got {config.milestones}.")
+    _require(config.schedule != "piecewise" or len(config.lr_values) == len(config.milestones) + 1,
+             "The piecewise schedule needs one more value in lr_values than in milestones.")
+    _require(all(value >= 0 for value in config.lr_values), "lr_values cannot be negative.")
+    _require(0 < config.gamma <= 1, f"gamma must be in (0, 1], got {config.gamma}.")
+    _require(0 <= config.final_lr_fraction <= 1, "final_lr_fraction must be in [0, 1].")
+    _require(config.warmup_steps >= 0 and config.warmup_lr >= 0, "warmup_steps and warmup_lr must be >= 0.")
+    _require(config.warmup_shape in WARMUP_SHAPES, f"warmup_shape must be one of {', '.join(WARMUP_SHAPES)}.")
+    _require(config.schedule != "plateau" or config.val_size > 0,
+             "The plateau schedule watches validation accuracy, so it needs val_size > 0.")
+    _require(config.plateau_patience >= 1, "plateau_patience must be at least 1.")
+    _require(0 <= config.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {config.label_smoothing}.")
+    _require(all(weight >= 0 for weight in config.aux_loss_weights), "aux_loss_weights cannot be negative.")
+    _require(config.distill_temperature > 0, "distill_temperature must be positive.")
+    _require(0 <= config.distill_alpha <= 1, f"distill_alpha must be in [0, 1], got {config.distill_alpha}.")
+    _require(config.val_size >= 0 and config.train_size >= 0 and config.test_size >= 0,
+             "val_size, train_size and test_size cannot be negative.")
+    _require(config.device in DEVICES, f"Unknown device {config.device!r}; use one of {', '.join(DEVICES)}.")
+    _require(config.amp in AMP_MODES, f"amp must be one of {', '.join(AMP_MODES)}, got {config.amp!r}.")
+    _require(config.threads >= 0, "threads cannot be negative (0 uses every core).")
+    _require(config.checkpoint_every_steps >= 0 and config.stop_after_steps >= 0,
+             "checkpoint_every_steps and stop_after_steps cannot be negative.")
+    check_augmentation(config.augmentation, "config")
+    return config

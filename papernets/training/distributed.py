@@ -1,0 +1,85 @@
+"""Data-parallel training under torchrun: `torchrun --nproc-per-node N -m papernets train ...`.
+
+Each rank takes a disjoint shard of every global batch (`BatchLoader.batches(rank=, world_size=)`), DDP
+averages the gradients, and rank 0 alone writes the run folder. Backends: gloo on CPU, nccl on GPU.
+SyncBatchNorm only on GPUs: it refuses CPU tensors, so on CPU each rank normalises its own shard.
+"""
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self):
+        if self.enabled:
+            dist.barrier()
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        """Elementwise sum of `values` over the ranks (a float64 tensor of running sums)."""
+        if self.enabled:
+            dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        return values
+
+    def broadcast_object(self, value):
+        """Rank 0's `value` on every rank (the run folder's name, a resumed checkpoint's path)."""
+        if not self.enabled:
+            return value
+        holder = [value]
+        dist.broadcast_object_list(holder, src=0)
+        return holder[0]
+
+    def broadcast_buffers(self, model: nn.Module):
+        """Rank 0's buffers (BatchNorm running statistics) on every rank, so evaluation agrees."""
+        if self.enabled:
+            for buffer in model.buffers():
+                dist.broadcast(buffer, src=0)
+
+    def sync_batchnorm(self, model: nn.Module, device: torch.device) -> nn.Module:
+        """BatchNorm over the global batch on GPUs (call before building the optimizer)."""
+        if self.enabled and device.type == "cuda":
+            return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return model
+
+    def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
+        if not self.enabled:
+            return model
+        device_ids = [device.index] if device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+    def close(self):
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def from_environment(device_type: str) -> Distributed:
+    """The torchrun environment (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE); one process without it."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Distributed()
+    context = Distributed(rank=int(os.environ["RANK"]), world_size=world_size,
+                          local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+                          local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    if not dist.is_initialized():
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        if device_type == "cuda":
+            torch.cuda.set_device(context.local_rank)
+        dist.init_process_group(backend=backend)
+    return context

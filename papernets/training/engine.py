@@ -1,0 +1,568 @@
+"""The training loop: `train(config) -> run folder`, one function that reads top to bottom.
+
+1. device, precision (bf16 autocast where the hardware has bf16 arithmetic), threads, torchrun ranks;
+2. data: train/val/test splits on the device, normalized with the training split's channel statistics;
+3. model (seeded), teacher, optimizer, schedule; or all of them restored from a checkpoint (`--resume`);
+4. the loop: one global step per batch, checkpoints inside and at the end of epochs, a row of metrics.csv and
+   a validation pass per epoch, best.pt on each better validation accuracy;
+5. final weights, test accuracy of the best-validation weights (never selected by test), summary.json, report.
+
+Exact resume: every batch is a pure function of (seed, epoch, step), the learning rate a function of the
+global step, and the checkpoint holds the RNG states and the running sums of the epoch, so on the CPU with
+the same settings an interrupted and resumed run ends with the same weights and metrics.csv (bar the timing
+columns `images_per_s` and `seconds`) as a run that was never interrupted.
+"""
+
+import contextlib
+import math
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from papernets.errors import ConfigError, TrainingError
+from papernets.training import checkpoint as checkpoints
+from papernets.training.config import TrainConfig, config_from_dict, validate
+from papernets.training.distributed import Distributed, from_environment
+from papernets.training.losses import classification_loss, training_loss
+from papernets.training.optim import LearningRateSchedule, build_optimizer, set_lr
+from papernets.training.progress import Progress
+from papernets.training.run_folder import (CHECKPOINTS, default_run_name, environment, prepare_run_folder,
+                                           write_json, write_metrics)
+
+PROGRESS_REFRESH_STEPS = 20
+
+
+class TrainingInterrupted(Exception):
+    """A run stopped at a step boundary with its checkpoint saved (a signal, or `stop_after_steps`)."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 1. Device and precision.
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device cpu.")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":")[1].split()}
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Native bf16 arithmetic: AVX512-BF16 or AMX on the CPU (through oneDNN), or a GPU that has it."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_amp(mode: str, device: torch.device, progress: Progress) -> torch.dtype | None:
+    if mode == "off":
+        return None
+    if mode == "bf16" and not bf16_supported(device):
+        progress.message(f"warning: this {device.type} has no native bf16 arithmetic; bf16 autocast will run, "
+                         "emulated and slower (use --amp off for fp32).")
+    if mode == "auto" and not bf16_supported(device):
+        return None
+    return torch.bfloat16
+
+
+def autocast(device: torch.device, amp_dtype: torch.dtype | None):
+    if amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=amp_dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 2. Data.
+
+@dataclass
+class PreparedData:
+    train: object             # data.ArraySplit
+    val: object | None
+    test: object
+    input_size: tuple[int, int, int]
+    class_names: list[str]
+    mean: list[float]
+    std: list[float]
+
+
+def _first(split, count: int):
+    from papernets.data import ArraySplit
+
+    if count == 0 or count >= len(split.labels):
+        return split
+    return ArraySplit(split.images[:count], split.labels[:count])
+
+
+def prepare_data(config: TrainConfig, dataset=None, normalization: dict | None = None) -> PreparedData:
+    """The splits the config names; `dataset` replaces loading (generated data in tests); `normalization`
+    (a checkpoint's) replaces computing the training split's channel statistics."""
+    from papernets.data import channel_statistics, load_dataset, split_dataset
+
+    if dataset is None:
+        dataset = load_dataset(config.dataset, data_dir=config.data_dir, download=config.download)
+    splits = split_dataset(dataset, val_size=config.val_size, seed=config.seed)
+    train = _first(splits.train, config.train_size)
+    if normalization is None:
+        mean, std = channel_statistics(dataset)  # the released training set, as papernets.data does
+        normalization = {"mean": [float(value) for value in mean], "std": [float(value) for value in std]}
+    return PreparedData(train=train, val=splits.val if config.val_size > 0 else None,
+                        test=_first(splits.test, config.test_size),
+                        input_size=tuple(int(size) for size in dataset.train_images.shape[1:]),
+                        class_names=list(dataset.class_names),
+                        mean=list(normalization["mean"]), std=list(normalization["std"]))
+
+
+def augmentation_for(config: TrainConfig):
+    from papernets.data import Augmentation, default_augmentation
+
+    names = ("pad", "crop", "flip", "cutout")
+    if all(name in config.augmentation for name in names):
+        return Augmentation(**config.augmentation)
+    default = default_augmentation(config.dataset)
+    return Augmentation(**{**{name: getattr(default, name) for name in names}, **config.augmentation})
+
+
+def evaluation_loader(split, data: PreparedData, config: TrainConfig, device: torch.device):
+    from papernets.data import BatchLoader
+
+    return BatchLoader(split.images, split.labels, batch_size=config.batch_size, seed=config.seed,
+                       augment=None, mean=data.mean, std=data.std,
+                       device=device, channels_last=config.channels_last, shuffle=False, drop_last=False)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 3. Model and teacher.
+
+def build_model(config: TrainConfig, data: PreparedData) -> tuple[nn.Module, int, int]:
+    """The seeded model for the dataset's image size and classes, with its parameter and MAC counts; a model
+    that cannot take the dataset's images is refused here, before any training."""
+    from papernets.analysis.summary import count_macs, count_parameters
+    from papernets.models import create_model
+
+    torch.manual_seed(config.seed)
+    model = create_model(config.model, num_classes=len(data.class_names), input_size=data.input_size,
+                         **config.model_options)
+    try:
+        macs = count_macs(model, data.input_size)
+    except (RuntimeError, ValueError) as error:
+        size = "x".join(str(size) for size in data.input_size)
+        raise ConfigError(f"Model {config.model} cannot take {config.dataset}'s {size} images "
+                          f"({str(error).splitlines()[0]}); pick a model designed for images this size.") from None
+    return model, count_parameters(model), macs
+
+
+def load_teacher(checkpoint: dict, data: PreparedData, device: torch.device) -> nn.Module:
+    teacher, checkpoint = checkpoints.model_from_checkpoint(checkpoint)
+    if checkpoint["num_classes"] != len(data.class_names) or tuple(checkpoint["input_size"]) != data.input_size:
+        raise ConfigError(f"The teacher was trained on {checkpoint['dataset']} ({checkpoint['num_classes']} "
+                          f"classes, input {tuple(checkpoint['input_size'])}); pass a teacher trained on this "
+                          "dataset.")
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    return teacher.to(device)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Evaluation (validation, test, `papernets eval`).
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, *, device: torch.device, amp_dtype: torch.dtype | None,
+             tta_flip: bool = False, distributed: Distributed | None = None) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of `model` over the loader's split; with `tta_flip` the logits are the
+    mean of the image's and its mirror image's."""
+    distributed = distributed or Distributed()
+    was_training = model.training
+    model.eval()
+    distributed.broadcast_buffers(model)
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
+    for images, labels in loader.eval_batches(rank=distributed.rank, world_size=distributed.world_size):
+        with autocast(device, amp_dtype):
+            logits = model(images).float()
+            if tta_flip:
+                logits = (logits + model(images.flip(-1)).float()) / 2
+        loss = classification_loss(logits, labels)
+        sums += torch.stack([loss.double() * len(labels), (logits.argmax(-1) == labels).sum().double(),
+                             torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
+    loss_sum, correct, count = distributed.sum(sums).tolist()
+    model.train(was_training)
+    return loss_sum / count, correct / count
+
+
+def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str | None = None,
+                        device: str = "auto") -> dict:
+    """`papernets eval`: the checkpoint's accuracy on the split it was trained with, computed as training
+    computed it (same normalization, precision, batch size and memory format), so that a run's best.pt
+    reproduces summary.json's test accuracy."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINTS / "best.pt"
+    model, checkpoint = checkpoints.model_from_checkpoint(path)
+    config = replace(config_from_dict(checkpoint["config"]), data_dir=data_dir or checkpoint["config"]["data_dir"])
+    if split == "val" and config.val_size == 0:
+        raise ConfigError(f"{path} was trained without a validation split (val_size 0); use --split test.")
+    torch_device = resolve_device(device)
+    amp_dtype = torch.bfloat16 if checkpoint["precision"] == "bf16" else None
+    data = prepare_data(config, normalization=checkpoint["normalization"])
+    chosen = data.test if split == "test" else data.val
+    loader = evaluation_loader(chosen, data, config, torch_device)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = model.to(torch_device, memory_format=memory_format)
+    loss, accuracy = evaluate(model, loader, device=torch_device, amp_dtype=amp_dtype,
+                              tta_flip=config.eval_tta_flip)
+    images = len(chosen.labels)
+    return {"checkpoint": str(path), "model": checkpoint["model"], "dataset": checkpoint["dataset"],
+            "split": split, "accuracy": accuracy, "loss": loss, "images": images,
+            "correct": round(accuracy * images), "epoch": checkpoint["epoch"]}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Signals: finish the step, save, and stop.
+
+class StopSignals:
+    """SIGTERM and SIGINT ask the loop to stop at the next step boundary (a second SIGINT stops at once)."""
+
+    EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
+
+    def __init__(self):
+        self.received: int | None = None
+        self.previous = {}
+
+    def _handle(self, number, frame):
+        if self.received == signal.SIGINT and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = number
+
+    def __enter__(self):
+        with contextlib.suppress(ValueError):  # only the main thread can install handlers
+            for number in self.EXIT_CODES:
+                self.previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exception):
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The state a checkpoint carries besides model and optimizer.
+
+@dataclass
+class LoopState:
+    epoch: int = 0                 # the epoch in progress
+    step: int = 0                  # steps of that epoch done
+    global_step: int = 0
+    epoch_sums: list | None = None  # [loss sum, correct, count] of the epoch so far, this rank
+    metrics_rows: list | None = None
+    best_val_accuracy: float | None = None
+    best_epoch: int | None = None
+    train_seconds: float = 0.0
+
+
+def checkpoint_payload(config: TrainConfig, data: PreparedData, model: nn.Module, optimizer, schedule,
+                       state: LoopState, amp_dtype) -> dict:
+    return {
+        "model": config.model,
+        "model_options": dict(config.model_options),
+        "num_classes": len(data.class_names),
+        "in_channels": data.input_size[0],
+        "input_size": list(data.input_size),
+        "dataset": config.dataset,
+        "class_names": list(data.class_names),
+        "normalization": {"mean": list(data.mean), "std": list(data.std)},
+        "precision": "bf16" if amp_dtype else "off",
+        "config": config.to_dict(),
+        "model_state": {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()},
+        "optimizer_state": optimizer.state_dict(),
+        "schedule_state": schedule.state_dict(),
+        "scaler_state": {},  # bf16 autocast needs no loss scaling
+        "epoch": state.epoch,
+        "step": state.step,
+        "global_step": state.global_step,
+        "rng": checkpoints.capture_rng_state(),
+        "epoch_sums": list(state.epoch_sums),
+        "metrics_rows": [dict(row) for row in state.metrics_rows],
+        "best_val_accuracy": state.best_val_accuracy,
+        "best_epoch": state.best_epoch,
+        "train_seconds": state.train_seconds,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The loop.
+
+def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_dir: Path | None = None) -> Path:
+    """Train as `config` says and return the run folder. `resume` is a verified checkpoint to continue from
+    (its run folder is `run_dir`); `dataset` replaces loading `config.dataset` (tests use generated data)."""
+    validate(config)
+    progress = Progress(enabled=not config.quiet)
+    teacher_checkpoint = checkpoints.load_checkpoint(config.teacher) if config.teacher else None
+
+    # 1. Device, precision, threads, processes.
+    device = resolve_device(config.device)
+    distributed = from_environment(device.type)
+    if distributed.enabled and device.type == "cuda":
+        device = torch.device("cuda", distributed.local_rank)
+    if not distributed.is_main:
+        progress = Progress(enabled=False)
+    amp_dtype = resolve_amp(config.amp, device, progress)
+    threads = config.threads or max(1, (os.cpu_count() or 1) // distributed.local_world_size)
+    torch.set_num_threads(threads)
+    if config.deterministic:
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+
+    # 2. Data on the device; batches as a pure function of (seed, epoch, step).
+    from papernets.data import BatchLoader
+
+    data = prepare_data(config, dataset, normalization=resume["normalization"] if resume else None)
+    train_loader = BatchLoader(data.train.images, data.train.labels, batch_size=config.batch_size,
+                               seed=config.seed, augment=augmentation_for(config), mean=data.mean, std=data.std,
+                               device=device, channels_last=config.channels_last, shuffle=True, drop_last=True)
+    val_loader = evaluation_loader(data.val, data, config, device) if data.val is not None else None
+    test_loader = evaluation_loader(data.test, data, config, device)
+    steps_per_epoch = len(train_loader)
+    if steps_per_epoch == 0:
+        raise ConfigError(f"The batch size {config.batch_size} exceeds the {len(data.train.labels)} training "
+                          "images; pass a smaller -b/--batch-size.")
+    if config.batch_size % distributed.world_size:
+        raise ConfigError(f"The batch size {config.batch_size} does not split evenly over "
+                          f"{distributed.world_size} processes; pass a multiple of {distributed.world_size}.")
+    total_steps = config.iterations or config.epochs * steps_per_epoch
+    epochs = math.ceil(total_steps / steps_per_epoch)
+
+    # 3. Model, teacher, optimizer, schedule: seeded here, or restored from the checkpoint below.
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    model, params, macs = build_model(config, data)
+    model = distributed.sync_batchnorm(model, device).to(device, memory_format=memory_format)
+    teacher = load_teacher(teacher_checkpoint, data, device) if teacher_checkpoint else None
+    aux_loss_weights = tuple(config.aux_loss_weights or getattr(model, "aux_loss_weights", ()))
+    optimizer = build_optimizer(model, config)
+    schedule = LearningRateSchedule(config, steps_per_epoch, total_steps)
+    state = LoopState(epoch_sums=[0.0, 0.0, 0.0], metrics_rows=[])
+    if resume:
+        model.load_state_dict(resume["model_state"])
+        optimizer.load_state_dict(resume["optimizer_state"])
+        schedule.load_state_dict(resume["schedule_state"])
+        state = LoopState(epoch=resume["epoch"], step=resume["step"], global_step=resume["global_step"],
+                          epoch_sums=list(resume["epoch_sums"]), metrics_rows=list(resume["metrics_rows"]),
+                          best_val_accuracy=resume["best_val_accuracy"], best_epoch=resume["best_epoch"],
+                          train_seconds=resume["train_seconds"])
+        checkpoints.restore_rng_state(resume["rng"])
+    forward_model = distributed.wrap(model, device)
+    if config.compile:
+        forward_model = torch.compile(forward_model)
+
+    # 4. The run folder (rank 0 writes; every rank learns its name).
+    if distributed.is_main:
+        run_dir = prepare_run_folder(*((run_dir.parent, run_dir.name) if run_dir
+                                       else (config.output, config.run_name or
+                                             default_run_name(config.model, config.dataset))))
+        write_json(run_dir / "config.json", config.to_dict())
+        write_json(run_dir / "env.json", environment(device, amp_dtype, threads, distributed.world_size))
+        write_metrics(run_dir / "metrics.csv", state.metrics_rows)
+    run_dir = Path(distributed.broadcast_object(str(run_dir)))
+    last_path, best_path = run_dir / CHECKPOINTS / "last.pt", run_dir / CHECKPOINTS / "best.pt"
+    tensorboard = tensorboard_writer(run_dir) if config.tensorboard and distributed.is_main else None
+    if resume:
+        progress.info(f"Resuming {run_dir} at epoch {state.epoch + 1}, step {state.step} "
+                      f"(global step {state.global_step} of {total_steps}).")
+    else:
+        progress.info(f"Training {config.model} on {config.dataset} ({len(data.train.labels):,} train images, "
+                      f"{steps_per_epoch} steps per epoch, {epochs} epochs) on {device} with "
+                      f"{'bf16 autocast' if amp_dtype else 'fp32'}, {threads} threads; run folder {run_dir}.")
+
+    def save(path: Path, keep_previous: bool = True):
+        if distributed.is_main:
+            checkpoints.save_checkpoint(
+                checkpoint_payload(config, data, model, optimizer, schedule, state, amp_dtype), path,
+                keep_previous=keep_previous)
+
+    with StopSignals() as stop_signals:
+        for epoch in range(state.epoch, epochs):
+            model.train()
+            progress.start_epoch(epoch, epochs, steps_per_epoch, state.step)
+            epoch_started = clock = time.perf_counter()
+            images_seen, stop_message, stop_code = 0, None, 0
+            sums = torch.tensor(state.epoch_sums, dtype=torch.float64, device=device)  # loss sum, correct, count
+            batches = train_loader.batches(epoch, start_step=state.step, rank=distributed.rank,
+                                           world_size=distributed.world_size)
+            for images, labels in batches:
+                # One step: lr for this step, forward (under bf16 autocast), loss, backward, update.
+                lr = schedule.lr(state.global_step)
+                set_lr(optimizer, lr)
+                images = images.contiguous(memory_format=memory_format)
+                with autocast(device, amp_dtype):
+                    outputs = forward_model(images)
+                    with torch.no_grad():
+                        teacher_logits = teacher(images) if teacher is not None else None
+                loss = training_loss(outputs, labels, label_smoothing=config.label_smoothing,
+                                     aux_loss_weights=aux_loss_weights, teacher_logits=teacher_logits,
+                                     temperature=config.distill_temperature, alpha=config.distill_alpha)
+                total_loss = loss.total
+                if state.global_step == config.debug_nan_at_step:
+                    total_loss = total_loss * math.nan
+                if not torch.isfinite(total_loss):
+                    raise TrainingError(
+                        f"The training loss became {total_loss.item()} at epoch {epoch + 1}, step {state.step + 1} "
+                        f"(global step {state.global_step + 1}); training stopped and {last_path} holds the last "
+                        "good checkpoint: lower the learning rate (--lr) and train again or --resume.")
+                optimizer.zero_grad(set_to_none=True)
+                total_loss.backward()
+                optimizer.step()
+
+                # Running sums of the epoch (they travel in the checkpoint, so metrics resume exactly).
+                sums += torch.stack([total_loss.detach().double() * len(labels),
+                                     (loss.logits.argmax(-1) == labels).sum().double(),
+                                     torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
+                state.step += 1
+                state.global_step += 1
+                images_seen += len(labels) * distributed.world_size
+                if progress.interactive:
+                    refresh = state.step % PROGRESS_REFRESH_STEPS == 0
+                    loss_sum, correct, count = sums.tolist() if refresh else (0.0, 0.0, 1.0)
+                    progress.update_step(loss_sum / count, correct / count,
+                                         images_seen / (time.perf_counter() - epoch_started), refresh)
+
+                # A stop asked for (signal or test hook), agreed by every rank; a checkpoint inside the epoch.
+                stop_requested = stop_signals.received is not None
+                if distributed.enabled:
+                    stop_requested = bool(distributed.sum(
+                        torch.tensor([float(stop_requested)], dtype=torch.float64, device=device)).item())
+                if stop_requested:
+                    number = stop_signals.received or signal.SIGTERM
+                    stop_message = f"Interrupted by {signal.Signals(number).name} at step {state.global_step}"
+                    stop_code = StopSignals.EXIT_CODES[number]
+                elif config.stop_after_steps and state.global_step == config.stop_after_steps:
+                    stop_message = f"Stopped after step {state.global_step} as stop_after_steps asked"
+                periodic = config.checkpoint_every_steps and state.global_step % config.checkpoint_every_steps == 0
+                last_step = state.step == steps_per_epoch or state.global_step >= total_steps
+                if (stop_message or periodic) and not last_step:
+                    state.epoch_sums = sums.tolist()
+                    state.train_seconds += time.perf_counter() - clock
+                    clock = time.perf_counter()
+                    save(last_path)
+                if stop_message or last_step:
+                    break
+            if stop_message and state.step < steps_per_epoch and state.global_step < total_steps:
+                progress.close()
+                raise TrainingInterrupted(f"{stop_message}; checkpoint saved, resume with "
+                                          f"`papernets train --resume {run_dir}`.", exit_code=stop_code)
+
+            # End of the epoch: train metrics over every rank, a validation pass, the schedule, the checkpoints.
+            loss_sum, correct, count = distributed.sum(sums).tolist()
+            val_loss, val_accuracy = (evaluate(model, val_loader, device=device, amp_dtype=amp_dtype,
+                                               tta_flip=config.eval_tta_flip, distributed=distributed)
+                                      if val_loader is not None else (None, None))
+            schedule.end_of_epoch(val_accuracy)
+            seconds = time.perf_counter() - epoch_started
+            row = {"epoch": epoch + 1, "step": state.global_step, "train_loss": loss_sum / count,
+                   "train_acc": correct / count, "val_loss": val_loss, "val_acc": val_accuracy,
+                   "lr": optimizer.param_groups[0]["lr"], "images_per_s": images_seen / max(seconds, 1e-9),
+                   "seconds": seconds}
+            state.metrics_rows.append(row)
+            progress.end_epoch(row)
+            improved = val_accuracy is not None and (state.best_val_accuracy is None
+                                                      or val_accuracy > state.best_val_accuracy)
+            if improved:
+                state.best_val_accuracy, state.best_epoch = val_accuracy, epoch + 1
+            state.epoch, state.step, state.epoch_sums = epoch + 1, 0, [0.0, 0.0, 0.0]
+            state.train_seconds += time.perf_counter() - clock
+            # best.pt before last.pt: a run that dies between the two resumes from the older last.pt and writes
+            # best.pt again, whereas the other order would leave a last.pt that names a best epoch best.pt lacks.
+            if improved:
+                save(best_path, keep_previous=False)
+            save(last_path)
+            if distributed.is_main:
+                write_metrics(run_dir / "metrics.csv", state.metrics_rows)
+                if tensorboard is not None:
+                    log_tensorboard(tensorboard, row)
+            if stop_message and state.epoch < epochs:
+                raise TrainingInterrupted(f"{stop_message}; checkpoint saved at the end of epoch {state.epoch}, "
+                                          f"resume with `papernets train --resume {run_dir}`.", exit_code=stop_code)
+
+    if tensorboard is not None:
+        tensorboard.close()
+
+    # 5. Final weights; test accuracy of the best-validation weights; summary; report.
+    final_val_accuracy = state.metrics_rows[-1]["val_acc"]
+    if distributed.is_main:
+        save_safetensors(model.state_dict(), run_dir / "model.safetensors")
+        if state.best_epoch is None:  # no validation split: the final weights are the ones to test
+            save(best_path, keep_previous=False)
+    distributed.barrier()  # best.pt is complete before any rank reads it
+    if state.best_epoch is not None:
+        model.load_state_dict(checkpoints.load_checkpoint(best_path)["model_state"])
+    test_loss, test_accuracy = evaluate(model, test_loader, device=device, amp_dtype=amp_dtype,
+                                        tta_flip=config.eval_tta_flip, distributed=distributed)
+    if distributed.is_main:
+        images_per_s = [row["images_per_s"] for row in state.metrics_rows]
+        summary = {
+            "model": config.model, "dataset": config.dataset, "recipe": config.recipe, "seed": config.seed,
+            "epochs": epochs, "iterations": state.global_step,
+            "best_val_accuracy": state.best_val_accuracy, "best_epoch": state.best_epoch,
+            "final_val_accuracy": final_val_accuracy, "test_accuracy": test_accuracy, "test_loss": test_loss,
+            "test_images": len(data.test.labels), "wall_seconds": state.train_seconds,
+            "params": params, "macs": macs, "images_per_s": sum(images_per_s) / len(images_per_s),
+            "device": str(device), "precision": "bf16" if amp_dtype else "fp32", "world_size": distributed.world_size,
+        }
+        write_json(run_dir / "summary.json", summary)
+        progress.info(f"Test accuracy {test_accuracy:.4f} (weights of epoch {state.best_epoch or epochs}, "
+                      f"best on validation); {state.train_seconds:.0f} s of training; run folder {run_dir}.")
+        if config.report:
+            write_run_report(run_dir, config.html, progress)
+    distributed.close()
+    return run_dir
+
+
+def save_safetensors(model_state: dict, path: Path):
+    from safetensors.torch import save_file
+
+    save_file({name: tensor.detach().cpu().contiguous() for name, tensor in model_state.items()}, str(path))
+
+
+def write_run_report(run_dir: Path, html: bool, progress: Progress):
+    """The report is extra: if it fails, the run is still good, so say why in one warning line."""
+    try:
+        from papernets.analysis.report import write_report
+
+        write_report(run_dir, html=html)
+    except Exception as error:  # noqa: BLE001  (any failure of the report leaves a good run)
+        progress.message(f"warning: the report for {run_dir} was not written ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else 'no message'}); run `papernets report "
+                         f"{run_dir}` to try again.")
+
+
+def tensorboard_writer(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard.") from None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def log_tensorboard(writer, row: dict):
+    for name in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s"):
+        if row.get(name) is not None:
+            writer.add_scalar(name, row[name], row["epoch"])
+    writer.flush()

@@ -1,0 +1,53 @@
+"""Training losses, written with the math of `papernets.stats` (docs/math.md).
+
+- Cross-entropy H(p, q) = -sum_k p_k log q_k with q = softmax(logits), p the one-hot label or its smoothed
+  form p = (1 - eps) one_hot(y) + eps / K (Szegedy et al. 2015, arXiv:1512.00567, Sec. 7).
+- Auxiliary classifiers (GoogLeNet, arXiv:1409.4842, Sec. 5): their losses join the total with weight 0.3.
+- Distillation (Hinton, Vinyals, Dean 2015, arXiv:1503.02531, Sec. 2):
+  alpha * T^2 * KL(softmax(t / T) || softmax(s / T)) + (1 - alpha) * H(y, softmax(s)); the T^2 keeps the soft
+  term's gradients on the scale of the hard term's as T changes.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from papernets import stats
+
+
+@dataclass
+class LossParts:
+    total: torch.Tensor
+    logits: torch.Tensor                  # the main head's logits, for accuracy
+    distillation: torch.Tensor | None = None  # the batch mean of KL(teacher || student) at temperature T
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean over the batch of H(p, softmax(logits)); p one-hot, smoothed when `label_smoothing` > 0."""
+    targets = stats.label_smoothing_targets(labels, logits.shape[-1], label_smoothing)
+    return stats.cross_entropy(targets, logits=logits.float()).mean()
+
+
+def distillation_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                            temperature: float) -> torch.Tensor:
+    """Batch mean of KL(softmax(t / T) || softmax(s / T)); never negative."""
+    teacher_probabilities = torch.softmax(teacher_logits.float() / temperature, dim=-1)
+    return stats.kl_divergence(teacher_probabilities, logits=student_logits.float() / temperature).mean()
+
+
+def training_loss(outputs, labels: torch.Tensor, *, label_smoothing: float = 0.0,
+                  aux_loss_weights: tuple[float, ...] = (), teacher_logits: torch.Tensor | None = None,
+                  temperature: float = 1.0, alpha: float = 0.0) -> LossParts:
+    """The loss of one batch. `outputs` is the logits, or (logits, aux_logits, ...) from a model with
+    auxiliary heads in training mode."""
+    logits, *aux_logits = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+    hard_loss = classification_loss(logits, labels, label_smoothing)
+    distillation = None
+    if teacher_logits is None:
+        total = hard_loss
+    else:
+        distillation = distillation_divergence(logits, teacher_logits, temperature)
+        total = alpha * temperature ** 2 * distillation + (1 - alpha) * hard_loss
+    for weight, aux in zip(aux_loss_weights, aux_logits, strict=True):
+        total = total + weight * classification_loss(aux, labels, label_smoothing)
+    return LossParts(total=total, logits=logits, distillation=distillation)

@@ -1,0 +1,57 @@
+"""What a run prints: a tqdm bar per epoch (loss, accuracy, images/s, ETA) on a terminal, one plain line per
+epoch otherwise (a log file, CI), nothing but warnings with --quiet."""
+
+import sys
+import time
+
+from tqdm import tqdm
+
+
+class Progress:
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.interactive = enabled and sys.stderr.isatty()
+        self.bar = None
+
+    def message(self, line: str):
+        """A line the user should see even with --quiet (warnings, where the run went)."""
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def info(self, line: str):
+        if self.enabled:
+            self.message(line)
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int, start_step: int):
+        self.epoch_label = f"epoch {epoch + 1}/{epochs}"
+        self.started = time.perf_counter()
+        if self.interactive:
+            self.bar = tqdm(total=steps, initial=start_step, desc=self.epoch_label, unit="step", leave=True,
+                            dynamic_ncols=True, file=sys.stderr)
+
+    def update_step(self, loss: float, accuracy: float, images_per_s: float, refresh: bool):
+        if self.bar is None:
+            return
+        self.bar.update(1)
+        if refresh:
+            self.bar.set_postfix(loss=f"{loss:.4f}", acc=f"{accuracy:.4f}", img_s=f"{images_per_s:,.0f}",
+                                 refresh=False)
+
+    def end_epoch(self, row: dict):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if not self.enabled:
+            return
+        validation = (f" val_loss {row['val_loss']:.4f} val_acc {row['val_acc']:.4f}"
+                      if row.get("val_acc") is not None else "")
+        print(f"{self.epoch_label}: train_loss {row['train_loss']:.4f} train_acc {row['train_acc']:.4f}"
+              f"{validation} lr {row['lr']:.3g} {row['images_per_s']:,.0f} img/s {row['seconds']:.1f} s",
+              file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

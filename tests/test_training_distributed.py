@@ -1,0 +1,38 @@
+"""torchrun: two gloo processes on the CPU train lenet5_modern (no BatchNorm, so no per-rank statistics) to
+the same weights as one process with the same global batch."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from papernets.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+RUN = ["train", "--model", "lenet5_modern", "--dataset", "fashion-mnist", "--epochs", "2", "-b", "64",
+       "--lr", "0.05", "--quiet", "--no-report", "--amp", "off", "--set", "train_size=512", "val_size=256",
+       "test_size=256", "threads=1", "warmup_steps=0"]
+
+
+def test_two_gloo_processes_match_one_process(tmp_path):
+    environment = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "papernets", *RUN, "run_name=ddp", "--output", str(tmp_path)]
+    finished = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert main([*RUN, "run_name=single", "--output", str(tmp_path)]) == 0
+
+    ddp, single = tmp_path / "ddp", tmp_path / "single"
+    weights_ddp, weights_single = load_file(ddp / "model.safetensors"), load_file(single / "model.safetensors")
+    assert weights_ddp.keys() == weights_single.keys()
+    for name in weights_ddp:
+        torch.testing.assert_close(weights_ddp[name], weights_single[name], rtol=1e-5, atol=1e-6)
+    summary_ddp = json.loads((ddp / "summary.json").read_text())
+    summary_single = json.loads((single / "summary.json").read_text())
+    assert summary_ddp["world_size"] == 2 and summary_single["world_size"] == 1
+    assert abs(summary_ddp["test_accuracy"] - summary_single["test_accuracy"]) <= 2 / 256
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name != "cache") == ["ddp", "single"]
