@@ -69,8 +69,8 @@ def trained_checkpoint(path: str | None, epochs: int, workdir: Path) -> Path:
     return train(config) / "checkpoints" / "best.pt"
 
 
-def prediction_agreement(checkpoint_path: Path) -> tuple[float, float, float, int]:
-    """(agreement, eager accuracy, optimised accuracy, images) on the checkpoint's test split."""
+def prediction_agreement(checkpoint_path: Path) -> tuple[float, float, float, int, str]:
+    """(agreement, eager accuracy, optimised accuracy, images, model name) on the checkpoint's test split."""
     from papernets.data import load_dataset
     from papernets.training.checkpoint import model_from_checkpoint
 
@@ -88,7 +88,7 @@ def prediction_agreement(checkpoint_path: Path) -> tuple[float, float, float, in
             fast_predictions.append(optimized(batch).argmax(1))
     eager, fast = torch.cat(eager_predictions), torch.cat(fast_predictions)
     return ((eager == fast).float().mean().item(), (eager == labels).float().mean().item(),
-            (fast == labels).float().mean().item(), len(labels))
+            (fast == labels).float().mean().item(), len(labels), checkpoint["model"])
 
 
 def main() -> int:
@@ -126,9 +126,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as workdir:
         checkpoint = trained_checkpoint(args.checkpoint, args.train_epochs, Path(workdir))
-        agreement, eager_accuracy, fast_accuracy, count = prediction_agreement(checkpoint)
+        agreement, eager_accuracy, fast_accuracy, count, model_name = prediction_agreement(checkpoint)
     fidelity = (f"Optimised ({optimised_dtype}) vs eager fp32 predictions on {count:,} Fashion-MNIST test images "
-                f"(ResNet-20, {'checkpoint ' + args.checkpoint if args.checkpoint else 'trained here'}): "
+                f"({model_name}, {'checkpoint ' + args.checkpoint if args.checkpoint else 'trained here'}): "
                 f"{100 * agreement:.2f}% agree (target >= 99.5%); accuracy eager {100 * eager_accuracy:.2f}%, "
                 f"optimised {100 * fast_accuracy:.2f}%.")
     print(fidelity)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PHASES = ("starting", "training step", "evaluation", "checkpoint write", "final files")
+AIMED_PHASES = PHASES[1:]
 TIMING_FIELDS = ("images_per_s", "seconds", "wall_seconds")
 PRELOAD = ["torch", "papernets.cli", "papernets.training.engine", "papernets.data", "papernets.models",
            "papernets.analysis.summary"]
@@ -37,7 +38,9 @@ PRELOAD = ["torch", "papernets.cli", "papernets.training.engine", "papernets.dat
 
 @dataclass(frozen=True)
 class Workload:
-    """The `papernets train` flags of one small, deterministic run (everything but --output and run_name)."""
+    """The `papernets train` flags of one small, deterministic run: LeNet-5's paper recipe (a fixed file, so
+    that changes to the fast recipes do not change this workload) with a larger batch and rate, and momentum
+    so that the optimizer has state to lose."""
 
     epochs: int = 3
     train_size: int = 2000
@@ -47,11 +50,12 @@ class Workload:
     checkpoint_every_steps: int = 1
 
     def command(self, output: Path, run_name: str, seed: int = 0) -> list[str]:
-        return ["train", "--model", "lenet5_modern", "--dataset", "fashion-mnist", "--epochs", str(self.epochs),
-                "-b", str(self.batch_size), "--lr", "0.05", "--seed", str(seed), "--output", str(output),
-                "--quiet", "--no-report", "--set", f"train_size={self.train_size}", f"val_size={self.val_size}",
-                f"test_size={self.test_size}", "threads=1", "amp=off", "warmup_steps=0",
-                f"checkpoint_every_steps={self.checkpoint_every_steps}", f"run_name={run_name}"]
+        return ["train", "--recipe", "lenet-lecun1998", "--model", "lenet5_modern", "--dataset", "fashion-mnist",
+                "--epochs", str(self.epochs), "-b", str(self.batch_size), "--lr", "0.05", "--seed", str(seed),
+                "--output", str(output), "--quiet", "--no-report",
+                "--set", "schedule=constant", "momentum=0.9", "augmentation.pad=2", "augmentation.crop=true",
+                f"train_size={self.train_size}", f"val_size={self.val_size}", f"test_size={self.test_size}",
+                "threads=1", "amp=off", f"checkpoint_every_steps={self.checkpoint_every_steps}", f"run_name={run_name}"]
 
 
 def resume_command(run_dir: Path) -> list[str]:
@@ -68,18 +72,20 @@ def _record_phases(phase, steps) -> None:
     from papernets.data import BatchLoader
     from papernets.training import checkpoint, engine
 
-    def entering(index: int, function):
+    def entering(index: int, function, restore: bool = True):
         def wrapper(*args, **kwargs):
             previous, phase.value = phase.value, index
             try:
                 return function(*args, **kwargs)
             finally:
-                phase.value = previous
+                if restore:
+                    phase.value = previous
         return wrapper
 
     engine.evaluate = entering(PHASES.index("evaluation"), engine.evaluate)
     checkpoint.save_checkpoint = entering(PHASES.index("checkpoint write"), checkpoint.save_checkpoint)
-    engine.save_safetensors = entering(PHASES.index("final files"), engine.save_safetensors)
+    # From model.safetensors on, everything is final files: summary.json, then the exit.
+    engine.save_safetensors = entering(PHASES.index("final files"), engine.save_safetensors, restore=False)
     training_batches = BatchLoader.batches
 
     def batches(self, *args, **kwargs):
@@ -87,7 +93,6 @@ def _record_phases(phase, steps) -> None:
             phase.value = PHASES.index("training step")
             steps.value += 1
             yield batch
-        phase.value = PHASES.index("final files")
 
     BatchLoader.batches = batches
 
@@ -286,8 +291,8 @@ def leftover_temporary_files(output: Path) -> int:
 
 def kill_anywhere(workdir: Path, kills: int, targeted: int = 0, seed: int = 0, workload: Workload = Workload(),
                   kills_per_trial: int = 3, report=print) -> list[Trial]:
-    """Trials until `kills` kills at random moments and `targeted` kills aimed at a training step, an evaluation
-    and a checkpoint write in turn (each after a random number of steps) have landed."""
+    """Trials until `kills` kills at random moments and `targeted` kills aimed at a training step, an evaluation,
+    a checkpoint write and the final files in turn (after a random number of steps) have landed."""
     workdir = Path(workdir)
     output = workdir / "runs"
     output.mkdir(parents=True, exist_ok=True)
@@ -303,13 +308,13 @@ def kill_anywhere(workdir: Path, kills: int, targeted: int = 0, seed: int = 0, w
     def landed(aimed: bool) -> int:
         return sum(kill.aimed == aimed for trial in trials for kill in trial.kills)
 
-    while landed(False) < kills or landed(True) < targeted:
+    while (landed(False) < kills or landed(True) < targeted) and all(trial.identical for trial in trials):
         if landed(False) < kills:
             count = min(kills_per_trial, kills - landed(False))
             plans = [KillPlan(delay=rng.uniform(0, duration)) for _ in range(count)]
         else:
-            phases = rng.sample(("training step", "evaluation", "checkpoint write"), 3)
-            plans = [KillPlan(phase=phase, after_steps=rng.randint(1, steps_per_epoch))
+            phases = rng.sample(AIMED_PHASES, len(AIMED_PHASES))
+            plans = [KillPlan(phase=phase, after_steps=0 if phase == "final files" else rng.randint(1, steps_per_epoch))
                      for phase in phases[:targeted - landed(True)]]
         trial = run_trial(server, workload, output, f"trial-{len(trials) + 1}", output / "reference", plans)
         trials.append(trial)
@@ -323,8 +328,8 @@ def kill_anywhere(workdir: Path, kills: int, targeted: int = 0, seed: int = 0, w
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=24, help="SIGKILLs at random moments (default 24)")
-    parser.add_argument("--targeted", type=int, default=6,
-                        help="further SIGKILLs aimed at a step, an evaluation and a checkpoint write in turn (default 6)")
+    parser.add_argument("--targeted", type=int, default=8, help="further SIGKILLs aimed at a training step, an "
+                        "evaluation, a checkpoint write and the final files in turn (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     parser.add_argument("--kills-per-trial", type=int, default=3, help="kills before a run may finish")
     parser.add_argument("--workdir", type=Path, help="where the runs go (default: a temporary folder)")

@@ -292,7 +292,7 @@ def test_cifar_pickle_that_would_run_code_is_refused_and_runs_nothing(tmp_path):
 
     class WritesMarker:
         def __reduce__(self):
-            return exec, (f"open({str(marker)!r}, 'w').write('ran')",)
+            return exec, (f"with open({str(marker)!r}, 'w') as out: out.write('ran')",)
 
     batch, _, _ = cifar_batch(2, 10, seed=0)
     batch[b"batch_label"] = WritesMarker()

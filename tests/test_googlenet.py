@@ -11,6 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from papernets.errors import ModelError
 from papernets.models import create_model, get_model_entry
+from papernets.models.googlenet import TORCHVISION_WEIGHTS_NORMALIZATION
 from papernets.models.interop import load_torchvision_state_dict
 
 # Table 1, "output size" column, from the stem's convolutions to inception (5b).
@@ -91,11 +92,12 @@ def test_ops_of_table_1_module_by_module():
     assert macs["stem.conv1"] == pytest.approx(7 * 7 * 3 * 64 * 112 * 112 / 1e6)
     assert macs["stages.inception_5a"] == pytest.approx(51.08, abs=0.01)
     assert macs["Global"] == pytest.approx(1582.67, abs=0.01)  # ~1.5 G: Table 1's column sums to 1502M
+    assert macs["Global"] == pytest.approx(1550, rel=0.03)  # MobileNet v1 Table 8 quotes GoogLeNet at 1550M
 
 
 def test_parameter_total_of_the_paper():
     model = meta_model("googlenet")
-    assert count_parameters(model, aux=False) == 6_998_552  # with biases; Table 1 rounds and leaves them out
+    assert count_parameters(model, aux=False) == 6_998_552  # 6,990,272 weights + 8,280 biases
     assert count_parameters(model, aux=False) == pytest.approx(TABLE_1_PARAMS_SUM, rel=0.03)
     assert count_parameters(model) == 13_378_280
 
@@ -187,6 +189,16 @@ def test_torchvision_weights_give_identical_logits():
     load_torchvision_state_dict(without_aux, reference.state_dict())  # torchvision's aux weights are dropped
     with torch.no_grad():
         assert torch.allclose(without_aux.eval()(images), reference(images), atol=1e-5)
+
+    # transform_input (set by torchvision's builder for its pretrained weights) equals normalising the raw image
+    # with TORCHVISION_WEIGHTS_NORMALIZATION instead of ImageNet's statistics.
+    raw = torch.rand(2, 3, 64, 64)
+    imagenet_mean, imagenet_std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    mean, std = (torch.tensor(TORCHVISION_WEIGHTS_NORMALIZATION[key]) for key in ("mean", "std"))
+    reference.transform_input = True
+    with torch.no_grad():
+        expected = reference((raw - imagenet_mean[:, None, None]) / imagenet_std[:, None, None])
+        assert torch.allclose(model((raw - mean[:, None, None]) / std[:, None, None]), expected, atol=1e-4)
 
 
 def test_paper_googlenet_refuses_torchvision_weights():

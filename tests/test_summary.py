@@ -1,6 +1,7 @@
 import json
 from collections import OrderedDict
 
+import numpy
 import pytest
 import torch
 from torch import nn
@@ -68,8 +69,10 @@ def test_rows_show_stages_with_output_shapes_and_leaves_add_up():
 
 def test_nested_blocks_aux_heads_and_buffers():
     model = TinyNet().train()
+    model.stem.eval()
     summary = summarize(model, (1, 8, 8))
-    assert model.training, "summarize must restore the training mode"
+    assert model.training and model.stages[0][0].norm.training, "summarize must restore the training modes"
+    assert not model.stem.training and not model.stem[0].training
     names = [row.name for row in summary.rows]
     assert names[:4] == ["stem", "stem.0", "stem.1", "stages"]
     assert "stages.0" in names and "stages.0.0" not in names      # blocks below the stage level fold away
@@ -111,10 +114,15 @@ def test_format_and_json():
 
 
 def test_format_count():
-    assert [format_count(count) for count in (999, 325_680, 4_231_976, 19_632_000_000)] == \
-        ["999", "326 K", "4.23 M", "19.6 G"]
+    assert [format_count(count) for count in (999, 325_680, 4_231_976, 1_500_000_000, 19_632_000_000)] == \
+        ["999", "326 K", "4.23 M", "1.50 G", "19.6 G"]
 
 
-def test_bad_input_size_is_refused():
+@pytest.mark.parametrize("input_size", [(1, 0, 28), (28, 28), (1, 28.0, 28), "1x28x28"])
+def test_bad_input_size_is_refused(input_size):
     with pytest.raises(ModelError, match="three positive integers"):
-        summarize(create_model("lenet5"), (1, 0, 28))
+        summarize(create_model("lenet5"), input_size)
+
+
+def test_numpy_sizes_are_accepted():
+    assert summarize(create_model("lenet5"), tuple(numpy.array([1, 28, 28]))).input_size == (1, 28, 28)

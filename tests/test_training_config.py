@@ -159,3 +159,16 @@ def test_losses_match_torch_and_distillation_kl_is_non_negative():
     expected_aux = (nn.functional.cross_entropy(logits, labels) + 0.3 * nn.functional.cross_entropy(logits * 2, labels)
                     + 0.3 * nn.functional.cross_entropy(logits * 3, labels))
     assert aux.total.item() == pytest.approx(expected_aux.item(), rel=1e-5)
+
+
+def test_a_recipe_can_adjust_fields_for_some_models(tmp_path):
+    recipe = tmp_path / "mixed.toml"
+    recipe.write_text('# test recipe\nmodel = "resnet20"\ndataset = "mnist"\nepochs = 2\nlr = 0.1\n'
+                      '[models."lenet5*"]\noptimizer = "adamw"\nlr = 0.002\n')
+    assert (load_config(str(recipe)).optimizer, load_config(str(recipe)).lr) == ("sgd", 0.1)
+    lenet = load_config(str(recipe), {"model": "lenet5_modern"})
+    assert (lenet.optimizer, lenet.lr) == ("adamw", 0.002)
+    assert load_config(str(recipe), {"model": "lenet5", "lr": 0.01}).lr == 0.01  # the command line wins
+    recipe.write_text('model = "lenet5"\ndataset = "mnist"\nepochs = 2\n[models."lenet5"]\nlearning_rate = 1\n')
+    with pytest.raises(ConfigError, match="learning_rate"):
+        load_config(str(recipe))

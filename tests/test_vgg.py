@@ -198,6 +198,14 @@ def test_torchvision_weights_of_another_depth_are_refused():
         load_torchvision_state_dict(model, state_dict)
 
 
+def test_a_state_dict_of_another_family_is_refused():
+    with torch.device("meta"):
+        state_dict = torchvision.models.resnet18(weights=None).state_dict()
+        model = create_model("vgg11")
+    with pytest.raises(ModelError, match="not a torchvision VGG state dict"):
+        load_torchvision_state_dict(model, state_dict)
+
+
 def test_bad_dropout_is_a_model_error():
     with pytest.raises(ModelError, match="dropout"):
         meta_model("vgg11", dropout=1.5)

@@ -8,6 +8,7 @@ Counting needs no real computation: a model built on the meta device (`with torc
 summarized in milliseconds whatever its size, which is how `papernets list` covers every model.
 """
 
+import operator
 from dataclasses import asdict, dataclass
 
 import torch
@@ -89,7 +90,7 @@ def format_count(count: int) -> str:
     """2_000_000 -> '2.00 M'; three significant figures with K, M or G."""
     for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
         if count >= scale:
-            return f"{count / scale:.3g} {suffix}" if count / scale < 100 else f"{count / scale:.0f} {suffix}"
+            return f"{count / scale:#.3g} {suffix}" if count / scale < 100 else f"{count / scale:.0f} {suffix}"
     return str(count)
 
 
@@ -133,16 +134,18 @@ def summarize(model: nn.Module, input_size: tuple[int, int, int]) -> ModelSummar
     counter = _count_flops(model, input_size, hooks={name: record(name) for name in shown})
     flops_by_module = counter.get_flop_counts()
     root = type(model).__name__
-    rows = [
-        LayerRow(name=name, depth=name.count(".") + 1, type=type(modules[name]).__name__,
-                 input_shape=shapes.get(name, (None, None))[0], output_shape=shapes.get(name, (None, None))[1],
-                 params=count_parameters(modules[name]),
-                 macs=sum(flops_by_module.get(f"{root}.{name}", {}).values()) // FLOPS_PER_MAC)
-        for name in shown
-    ]
+
+    def row(name: str) -> LayerRow:
+        input_shape, output_shape = shapes.get(name, (None, None))
+        flops = sum(flops_by_module.get(f"{root}.{name}", {}).values())   # keys: "<root class>.<path>"
+        return LayerRow(name=name, depth=name.count(".") + 1, type=type(modules[name]).__name__,
+                        input_shape=input_shape, output_shape=output_shape,
+                        params=count_parameters(modules[name]), macs=flops // FLOPS_PER_MAC)
+
+    rows = [row(name) for name in shown]
     flops = counter.get_total_flops()
     return ModelSummary(
-        model=root, input_size=tuple(input_size), rows=rows,
+        model=root, input_size=_checked_input_size(input_size), rows=rows,
         total_params=count_parameters(model), trainable_params=count_parameters(model, trainable_only=True),
         macs=flops // FLOPS_PER_MAC, flops=flops,
         param_bytes=sum(parameter.numel() * parameter.element_size() for parameter in model.parameters()),
@@ -152,25 +155,35 @@ def summarize(model: nn.Module, input_size: tuple[int, int, int]) -> ModelSummar
 
 def _count_flops(model: nn.Module, input_size: tuple[int, int, int], hooks: dict) -> FlopCounterMode:
     """One batch-1 forward pass in eval mode under FlopCounterMode, with forward hooks on the named modules."""
-    if len(input_size) != 3 or not all(isinstance(size, int) and size > 0 for size in input_size):
-        raise ModelError(f"An input size must be three positive integers (C, H, W), got {input_size!r}.")
+    input_size = _checked_input_size(input_size)
     tensor = next(model.parameters(), None)
     if tensor is None:
         tensor = next(model.buffers(), torch.empty(0))
     dtype = tensor.dtype if tensor.is_floating_point() else torch.float32
     modules = dict(model.named_modules())
     handles = [modules[name].register_forward_hook(hook) for name, hook in hooks.items()]
-    was_training = model.training
+    training_modes = {module: module.training for module in model.modules()}
     model.eval()
     counter = FlopCounterMode(display=False)
     try:
         with torch.no_grad(), counter:
             model(torch.zeros(1, *input_size, device=tensor.device, dtype=dtype))
     finally:
-        model.train(was_training)
+        for module, training in training_modes.items():
+            module.train(training)
         for handle in handles:
             handle.remove()
     return counter
+
+
+def _checked_input_size(input_size) -> tuple[int, int, int]:
+    try:
+        sizes = tuple(operator.index(size) for size in input_size)
+    except TypeError:
+        sizes = ()
+    if len(sizes) != 3 or min(sizes) < 1:
+        raise ModelError(f"An input size must be three positive integers (C, H, W), got {input_size!r}.")
+    return sizes
 
 
 def _is_leaf(module: nn.Module) -> bool:

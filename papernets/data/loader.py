@@ -1,10 +1,11 @@
 """The device-resident batch loader and its batched augmentation.
 
-The whole split lives on the device as one uint8 tensor (already zero-padded for random crops), as in
-airbench. A batch is built by ONE gather: each output pixel's flat index into that tensor is
-`image offset + crop offset + pattern[flip]`, where the two patterns (plain and mirrored) are precomputed
-once. Normalization is one multiply-add per channel, cutout one masked fill. No per-image Python loop,
-no worker processes.
+The whole split lives on the device as one uint8 tensor, as in airbench: zero-padded once for random
+crops and, when flipping, followed by its mirror images (so a flip is a choice of source, at twice the
+memory). A strided view of that tensor holds every crop-width run of every padded row; a batch is ONE
+gather from it, indexed by (row, crop column) per output row, so the index tensors have B x C x H entries,
+not one per pixel. Normalization is one multiply-add per channel, cutout one masked fill. No per-image
+Python loop, no worker processes.
 
 Every batch is a pure function of (seed, epoch, step): the epoch's order comes from a generator seeded
 by (seed, epoch) and the batch's crops, flips and cutouts from one seeded by (seed, epoch, step). Resuming

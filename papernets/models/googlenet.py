@@ -6,8 +6,10 @@ whole network, with its LocalRespNorm layers), Sec. 5 (the auxiliary classifiers
 Response Normalisation where Fig. 3 has it, and two auxiliary classifiers on inception (4a) and (4d): average
 pool 5x5/3, 1x1 convolution with 128 filters, FC-1024, dropout 70%, FC-classes, their losses weighted 0.3
 (Sec. 5). Main head: average pool, dropout 40%, FC-classes. 6,998,552 parameters without the auxiliary heads at
-1000 classes (Table 1's params column, which leaves out biases and rounds, sums to about 6.8M), 1.583 G
-multiply-adds at 224x224 (Table 1's ops column sums to about 1.5 G).
+1000 classes (6,990,272 weights and 8,280 biases; Table 1's params column sums to about 6.8M because several of
+its rows print less than their own shapes give, e.g. 2.7K for conv1, 159K for (3a) whose shapes give 163K),
+1.583 G multiply-adds at 224x224 (Table 1's ops column sums to 1.502 G; every row but conv1 and (5a) agrees with
+ours to 1M).
 
 `googlenet_bn` is torchvision's `googlenet`, layer for layer, so that torchvision's weights load into it:
 6,624,904 parameters without the auxiliary heads (13,004,888 with), 1.498 G multiply-adds. Its departures from
@@ -22,9 +24,12 @@ Deviations from the paper (both variants):
   input sizes through.
 - `small_input=True` (images below 64 px): the stem keeps full resolution (conv1 with stride 1, no max-pools), so
   that a 28x28 image reaches inception (3a) at 28x28 as in Table 1 and every later stage, the auxiliary
-  classifiers included, sees the paper's grid (32x32 inputs: 32, 16, 8).
-- Initialisation: the paper does not state one; weights are Glorot-uniform with zero biases (BN variant:
-  torchvision's truncated normal, std 0.01).
+  classifiers included, sees the paper's grid (32x32 inputs: 32, 16, 8). This costs about as much as the
+  paper's network at 224x224 (1.20 G multiply-adds at 28x28, 1.58 G at 32x32).
+
+The max-pools round up (`ceil_mode`, as Caffe's pooling does), which Table 1's sizes need (112 -> 56).
+The paper states no initialisation: weights are Glorot-uniform with zero biases (googlenet_bn: torchvision's
+truncated normal, std 0.01).
 """
 
 from collections import OrderedDict
@@ -44,8 +49,8 @@ AUXILIARY_HIDDEN = 1024         # Sec. 5: fully connected layer with 1024 units
 AUXILIARY_DROPOUT = 0.7         # Sec. 5: dropout layer with 70% ratio of dropped outputs
 AUXILIARY_GRID = 4              # Sec. 5: average pooling 5x5/3 gives 4x4x512 for (4a) and 4x4x528 for (4d)
 BATCH_NORM_EPS = 1e-3           # the epsilon of Google's TensorFlow models and torchvision's ports of them
-# The local response normalisation of the authors' Caffe release (bvlc_googlenet): 5 maps, alpha 1e-4
-# (Caffe and PyTorch both divide it by the size), beta 0.75, k 1.
+# The paper gives no LRN parameters; these are the BVLC Caffe reference model's (bvlc_googlenet): 5 maps,
+# alpha 1e-4 (Caffe and PyTorch both divide it by the size), beta 0.75, k 1.
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 1.0
 TORCHVISION_WEIGHTS_NORMALIZATION = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
 
@@ -58,12 +63,13 @@ class ConvBlock(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
                               bias=not batch_norm)
-        self.bn = nn.BatchNorm2d(out_channels, eps=BATCH_NORM_EPS) if batch_norm else nn.Identity()
+        self.bn = nn.BatchNorm2d(out_channels, eps=BATCH_NORM_EPS) if batch_norm else None
         self.relu = nn.ReLU(inplace=True)
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.bn(self.conv(x)))
+        x = self.conv(x)
+        return self.relu(x if self.bn is None else self.bn(x))
 
 
 class InceptionRow(NamedTuple):
@@ -193,17 +199,18 @@ class GoogLeNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         x = self.stem(x)
+        if not (self.training and self.aux_heads):
+            return self.head(self.stages(x))
         aux_logits = []
         for name, stage in self.stages.named_children():
             x = stage(x)
-            if self.training and name in self.aux_heads:
+            if name in self.aux_heads:
                 aux_logits.append(self.aux_heads[name](x))
-        logits = self.head(x)
-        return (logits, *aux_logits) if aux_logits else logits
+        return (self.head(x), *aux_logits)
 
     def convert_torchvision_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """torchvision's googlenet keys renamed to ours, module by module (`inception3a` -> `stages.inception_3a`)."""
-        if not isinstance(self.stem.conv1.bn, nn.BatchNorm2d):
+        if self.stem.conv1.bn is None:
             raise ModelError("torchvision's googlenet has BatchNorm and 3x3 kernels in its '5x5' branch: load its "
                              "weights into googlenet_bn, not googlenet.")
         modules = {"conv1": "stem.conv1", "conv2": "stem.conv2_reduce", "conv3": "stem.conv2", "fc": "head.fc"}

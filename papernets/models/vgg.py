@@ -36,6 +36,7 @@ HEAD_GRID = 7                   # 224 / 2^5: the last max-pool's output at 224x2
 # alpha = 1e-4, beta = 0.75. PyTorch divides alpha by n, so it gets n * alpha.
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
 CONV_PATTERN = re.compile(r"conv(\d+)-(\d+)")
+TORCHVISION_KEY = re.compile(r"(features|classifier)\.\d+\.\w+")
 
 
 def make_stage(layers: list[str], in_channels: int, *, batch_norm: bool, pool: bool) -> tuple[nn.Sequential, int]:
@@ -115,6 +116,9 @@ class VGG(nn.Module):
         if self.configuration not in TORCHVISION_CONFIGURATIONS:
             raise ModelError(f"VGG configuration {self.configuration} has no torchvision counterpart: load "
                              f"weights into vgg11, vgg13, vgg16 or vgg19 (or their _bn versions) instead.")
+        if not all(TORCHVISION_KEY.fullmatch(key) for key in state_dict):
+            raise ModelError("This is not a torchvision VGG state dict (keys other than features.<i>.<name> and "
+                             "classifier.<i>.<name>): pass the state_dict() of torchvision's vgg builders.")
         ours = [name for name, module in self.named_modules()
                 if isinstance(module, (nn.Conv2d, nn.BatchNorm2d, nn.Linear))]
         theirs = sorted({key.rsplit(".", 1)[0] for key in state_dict},

@@ -15,6 +15,7 @@ import hashlib
 import os
 import pickle
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -82,10 +83,13 @@ def save_checkpoint(checkpoint: dict, path: str | Path, keep_previous: bool = Tr
     return path
 
 
-def first_line(error: Exception) -> str:
-    """The first line of an exception's message, or its type when the message is empty (torch.load on a
-    zero-length file raises an error without one)."""
-    return next(iter(str(error).strip().splitlines()), type(error).__name__)
+def short_reason(error: Exception) -> str:
+    """The telling part of an exception's message, for a one-sentence error: from torch.load's weights-only
+    refusal, the line naming the refused global (not its advice to load unsafely); else the first sentence;
+    the exception's type when the message is empty (torch.load on a zero-length file)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    named = [line for line in lines if "GLOBAL" in line or "Unsupported global" in line]
+    return (named or lines or [type(error).__name__])[0].split(". ")[0].rstrip(".")
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -94,13 +98,15 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist; pass a .pt file written by `papernets train`.")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols; the verdict below says it all
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise CheckpointError(f"Checkpoint {path} is refused: it is corrupt or holds objects other than tensors "
-                              f"and plain values ({first_line(error)}); use a file written by "
+                              f"and plain values ({short_reason(error)}); use a file written by "
                               "`papernets train`.") from None
     except Exception as error:  # noqa: BLE001  (torch.load on damaged bytes raises anything from IndexError up)
-        raise CheckpointError(f"Checkpoint {path} is corrupt or truncated ({first_line(error)}); "
+        raise CheckpointError(f"Checkpoint {path} is corrupt or truncated ({short_reason(error)}); "
                               "resume from an earlier checkpoint or train again.") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a papernets checkpoint (format {FORMAT}); "
@@ -161,6 +167,8 @@ def restore_rng_state(state: dict):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+MAX_CLASSES = 100_000   # ImageNet-21k has 21,841; a larger count would only allocate a huge head
+MAX_IMAGE_SIDE = 4096   # the most channels, rows or columns an input may declare
 MODEL_FIELDS = {"model": str, "model_options": dict, "num_classes": int, "input_size": list, "model_state": dict}
 
 
@@ -173,8 +181,9 @@ def check_model_fields(checkpoint: dict, source) -> None:
             raise CheckpointError(f"{where} has no valid {name!r} field ({expected.__name__}); use a file written by "
                                   "`papernets train`.")
     size, state = checkpoint["input_size"], checkpoint["model_state"]
-    if (len(size) != 3 or not all(type(value) is int and value > 0 for value in size)
-            or checkpoint["num_classes"] < 1 or not all(isinstance(key, str) for key in checkpoint["model_options"])
+    if (len(size) != 3 or not all(type(value) is int and 0 < value <= MAX_IMAGE_SIDE for value in size)
+            or not 1 <= checkpoint["num_classes"] <= MAX_CLASSES
+            or not all(isinstance(key, str) for key in checkpoint["model_options"])
             or not all(isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items())):
         raise CheckpointError(f"{where} has an invalid input size, class count, model options or weights; use a "
                               "file written by `papernets train`.")
@@ -193,6 +202,6 @@ def model_from_checkpoint(path_or_checkpoint: str | Path | dict) -> tuple[nn.Mod
         model.load_state_dict(checkpoint["model_state"])
     except RuntimeError as error:
         raise CheckpointError(f"The weights in the checkpoint do not fit model {checkpoint['model']} "
-                              f"({first_line(error)}); the model's code changed since training, so "
+                              f"({short_reason(error)}); the model's code changed since training, so "
                               "train again.") from None
     return model.eval(), checkpoint

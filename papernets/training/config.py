@@ -4,9 +4,12 @@ and overridden field by field from the command line (`--set field=value`), with 
 Recipe files are flat `field = value` tables, plus two sub-tables: `[augmentation]` (fields of
 `papernets.data.Augmentation`, over the dataset's default) and `[model_options]` (keyword options of the model
 builder). On the command line these read `--set augmentation.flip=false` and `--set model_options.dropout=0.3`.
+A recipe may also adjust fields for some models: `[models."lenet5*"]` holds fields applied, after the rest of
+the recipe and before the command line, when the model's name matches the fnmatch pattern.
 """
 
 import dataclasses
+import fnmatch
 import math
 import tomllib
 import types
@@ -221,12 +224,20 @@ def check_augmentation(values, origin: str) -> dict:
 def load_config(recipe: str | None = None, overrides: dict | None = None) -> TrainConfig:
     """The defaults, then the recipe, then the overrides; validated."""
     config = TrainConfig()
+    overrides = dict(overrides or {})
     if recipe:
         values = read_recipe(recipe)
         values.pop("name", None)
+        per_model = values.pop("models", {})
+        if not isinstance(per_model, dict) or not all(isinstance(table, dict) for table in per_model.values()):
+            raise ConfigError(f"recipe {recipe}: models must hold one table of fields per model-name pattern, "
+                              'e.g. [models."lenet5*"] with lr = 0.001 under it.')
         apply(values, config, f"recipe {recipe}")
+        model = overrides.get("model", config.model)
+        for pattern, model_values in per_model.items():
+            if fnmatch.fnmatchcase(str(model), pattern):
+                apply(model_values, config, f"recipe {recipe}, [models.{pattern!r}]")
         config.recipe = recipe
-    overrides = dict(overrides or {})
     if overrides.get("epochs"):
         config.iterations = 0
     if overrides.get("iterations"):

@@ -14,6 +14,7 @@ columns `images_per_s` and `seconds`) as a run that was never interrupted.
 """
 
 import contextlib
+import copy
 import math
 import os
 import random
@@ -163,6 +164,8 @@ def build_model(config: TrainConfig, data: PreparedData) -> tuple[nn.Module, int
                          **config.model_options)
     try:
         macs = count_macs(model, data.input_size)
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):  # training mode too: auxiliary heads run there
+            copy.deepcopy(model).train()(torch.zeros(2, *data.input_size))
     except (RuntimeError, ValueError) as error:
         size = "x".join(str(size) for size in data.input_size)
         raise ConfigError(f"Model {config.model} cannot take {config.dataset}'s {size} images "
@@ -324,7 +327,7 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
     if not distributed.is_main:
         progress = Progress(enabled=False)
     amp_dtype = resolve_amp(config.amp, device, progress)
-    threads = config.threads or max(1, (os.cpu_count() or 1) // distributed.local_world_size)
+    threads = config.threads or max(1, len(os.sched_getaffinity(0)) // distributed.local_world_size)
     torch.set_num_threads(threads)
     if config.deterministic:
         torch.use_deterministic_algorithms(True)
@@ -536,9 +539,13 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
 
 
 def save_safetensors(model_state: dict, path: Path):
+    """Written whole under a temporary name and renamed, like every file of the run folder: a run killed
+    mid-write leaves no half file under the final name."""
     from safetensors.torch import save_file
 
-    save_file({name: tensor.detach().cpu().contiguous() for name, tensor in model_state.items()}, str(path))
+    temporary = path.with_name(f".{path.name}.tmp")
+    save_file({name: tensor.detach().cpu().contiguous() for name, tensor in model_state.items()}, str(temporary))
+    os.replace(temporary, path)
 
 
 def write_run_report(run_dir: Path, html: bool, progress: Progress):
