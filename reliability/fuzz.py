@@ -16,8 +16,9 @@ Targets (each starts from small valid files written here, so that one input cost
 
 A mutation is a list of operations (truncate, flip bits, overwrite, insert, delete, random header), applied to a
 valid file; a fraction of inputs are random bytes outright. The last line printed is the count of crashes,
-meaning exceptions that are not the target's documented type; each distinct crash is printed once with the
-input that caused it saved under --crashes.
+meaning exceptions that are not the target's documented type, and inputs after which the process's peak memory
+grew by more than 500 MB (the process runs under a 6 GB address-space limit, so that a memory bomb fails rather
+than the machine); each distinct crash is printed once, with the input saved under --crashes.
 """
 
 import argparse
@@ -26,12 +27,14 @@ import gzip
 import io
 import pickle
 import random
+import resource
 import string
 import sys
 import tarfile
 import tempfile
 import time
 import traceback
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,13 +304,22 @@ def run_one(target: Target, value) -> str | None:
     return None
 
 
+MEMORY_GROWTH_MB = 500
+MEMORY_LIMIT_GB = 6  # address-space limit of the fuzzing process, so that a memory bomb fails instead of the machine
+
 # Share of the inputs each target gets: the cheap parsers get more; loading a checkpoint costs ~1 ms.
 WEIGHTS = {"idx": 16, "cifar-binary": 12, "cifar-python": 16, "cifar-structured": 12, "tar": 8, "checkpoint": 10,
            "checkpoint-forged": 2, "recipe": 12, "overrides": 12}
 
 
+def peak_memory_mb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
 def fuzz(inputs: int, seed: int = 0, crashes_dir: Path | None = None, report=print) -> tuple[Counter, Counter]:
-    """Run `inputs` inputs over the targets; returns (inputs per target, crashes per distinct description)."""
+    """Run `inputs` inputs over the targets; returns (inputs per target, crashes per distinct description).
+    An input after which the process's peak memory has grown by more than MEMORY_GROWTH_MB also counts as a
+    crash: a few bytes that make a parser allocate gigabytes are a denial of service."""
     import torch
 
     torch.set_num_threads(1)
@@ -317,12 +329,16 @@ def fuzz(inputs: int, seed: int = 0, crashes_dir: Path | None = None, report=pri
     with tempfile.TemporaryDirectory(prefix="papernets-fuzz-", dir=shm if shm.is_dir() else None) as workdir:
         targets = build_targets(Path(workdir))
         names = [name for name in WEIGHTS for _ in range(WEIGHTS[name])]
-        started = time.perf_counter()
+        started, baseline = time.perf_counter(), peak_memory_mb()
         for index in range(inputs):
             target = targets[rng.choice(names)]
             value = target.generate(rng)
             tested[target.name] += 1
-            if crash := run_one(target, value):
+            crash = run_one(target, value)
+            if crash is None and peak_memory_mb() > baseline + MEMORY_GROWTH_MB:
+                crash = f"peak memory grew from {baseline} to {peak_memory_mb()} MB"
+                baseline = peak_memory_mb()
+            if crash:
                 crashes[f"{target.name}: {crash}"] += 1
                 if crashes[f"{target.name}: {crash}"] == 1:
                     report(f"CRASH {target.name}: {crash}")
@@ -341,7 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inputs", type=int, default=100_000, help="inputs in all (default 100,000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--crashes", type=Path, default=None, help="folder to save crashing inputs in")
+    parser.add_argument("--memory-limit-gb", type=float, default=MEMORY_LIMIT_GB,
+                        help=f"address-space limit of this process (default {MEMORY_LIMIT_GB})")
     args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")  # numpy and torch warn about odd inputs; only exceptions matter here
+    limit = int(args.memory_limit_gb * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     started = time.perf_counter()
     tested, crashes = fuzz(args.inputs, args.seed, args.crashes)
     for name, count in tested.items():

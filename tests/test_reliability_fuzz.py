@@ -4,6 +4,7 @@ raise the target's documented error; the 100,000-input run is `reliability/fuzz.
 Below them, the inputs that crashed papernets before it was fixed, kept as regression tests."""
 
 import pickle
+import subprocess
 import sys
 from pathlib import Path
 
@@ -124,3 +125,23 @@ def test_a_zero_length_checkpoint_is_a_checkpoint_error_with_a_reason(tmp_path):
     (tmp_path / "empty.pt").write_bytes(b"")
     with pytest.raises(CheckpointError, match=r"corrupt or truncated \(EOFError\)"):
         load_checkpoint(tmp_path / "empty.pt")
+
+
+def test_a_pickle_naming_a_huge_memo_index_costs_no_memory(tmp_path):
+    """Found by reliability/fuzz.py, which the kernel killed at 20 GB: the C unpickler allocates and zeroes a
+    memo array as long as the largest index a file names (LONG_BINPUT, 5 bytes). Measured in a child process:
+    with the C unpickler this index costs 800 MB."""
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(b"\x80\x02K\x01r" + (100_000_000).to_bytes(4, "little") + b".")  # 1, memo[1e8] = 1
+    program = ("import resource, sys\n"
+               "from papernets.data.readers import read_cifar_python\n"
+               "from papernets.errors import DatasetError\n"
+               "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+               "try:\n"
+               "    read_cifar_python(sys.argv[1], 'labels', 10)\n"
+               "except DatasetError as error:\n"
+               "    print(error, file=sys.stderr)\n"
+               "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n")
+    result = subprocess.run([sys.executable, "-c", program, str(path)], capture_output=True, text=True, timeout=120)
+    assert "not the dict of a CIFAR batch" in result.stderr, result.stderr
+    assert int(result.stdout) < 100  # megabytes

@@ -19,9 +19,10 @@ from papernets.training.checkpoint import load_checkpoint, load_newest_valid, pr
 from papernets.training.config import TrainConfig, validate
 from papernets.training.engine import train
 
+# reliability/ holds scripts, not part of the installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
-import kill_anywhere  # noqa: E402  (a script folder, not part of the installed package)
-from kill_anywhere import KillPlan, ProcessServer, Workload, differences, read_metrics, resume_command  # noqa: E402
+from kill_anywhere import (KillPlan, ProcessServer, Workload, differences, read_metrics,  # noqa: E402
+                           resume_command, run_trial)
 
 # 2 epochs of 16 steps on Fashion-MNIST images, a checkpoint every 4 steps.
 WORKLOAD = Workload(epochs=2, train_size=1024, val_size=256, test_size=256, checkpoint_every_steps=4)
@@ -49,7 +50,7 @@ def reference(server, tmp_path_factory) -> Path:
 def test_sigkill_in_a_checkpoint_write_an_evaluation_and_a_step_loses_nothing(server, reference, tmp_path):
     plans = [KillPlan(phase="checkpoint write", after_steps=6), KillPlan(phase="evaluation"),
              KillPlan(phase="training step", after_steps=3)]
-    trial = kill_anywhere.run_trial(server, WORKLOAD, tmp_path, "killed", reference, plans)
+    trial = run_trial(server, WORKLOAD, tmp_path, "killed", reference, plans)
     assert [kill.phase for kill in trial.kills] == ["checkpoint write", "evaluation", "training step"]
     assert trial.restarts_from_scratch == 0 and trial.exit_code == 0
     assert trial.differences == []

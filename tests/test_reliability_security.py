@@ -148,8 +148,8 @@ def test_load_dataset_refuses_a_hostile_batch_among_genuine_ones(tmp_path, marke
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     for name in CIFAR10_PYTHON["train"] + CIFAR10_PYTHON["test"]:
-        (folder / name).write_bytes(pickle.dumps(cifar_batch(count=10000), protocol=2))
-    hostile = folder / CIFAR10_PYTHON["train"][2]
+        (folder / name).write_bytes(pickle.dumps(cifar_batch(count=10), protocol=2))
+    hostile = folder / CIFAR10_PYTHON["train"][0]  # read first: the genuine-looking rest is never reached
     hostile.write_bytes(pickle.dumps(cifar_batch(payloads(marker)["exec"], count=10000), protocol=2))
     with pytest.raises(DatasetError, match=f"{hostile} is not a valid CIFAR pickle"):
         load_dataset("cifar10", data_dir=tmp_path)

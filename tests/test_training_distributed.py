@@ -13,18 +13,29 @@ from safetensors.torch import load_file
 from papernets.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-RUN = ["train", "--model", "lenet5_modern", "--dataset", "fashion-mnist", "--epochs", "2", "-b", "64",
-       "--lr", "0.05", "--quiet", "--no-report", "--amp", "off", "--set", "train_size=512", "val_size=256",
-       "test_size=256", "threads=1", "warmup_steps=0"]
+RECIPE = """# Test recipe: plain SGD with momentum and a cosine decay.
+epochs = 2
+batch_size = 64
+optimizer = "sgd"
+lr = 0.05
+momentum = 0.9
+weight_decay = 5e-4
+schedule = "cosine"
+"""
+RUN = ["train", "--model", "lenet5_modern", "--dataset", "fashion-mnist", "--quiet", "--no-report", "--amp", "off",
+       "--set", "train_size=512", "val_size=256", "test_size=256", "threads=1"]
 
 
 def test_two_gloo_processes_match_one_process(tmp_path):
     environment = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE)
+    run = [*RUN, "--recipe", str(recipe), "--output", str(tmp_path)]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "papernets", *RUN, "run_name=ddp", "--output", str(tmp_path)]
+               "-m", "papernets", *run, "--set", "run_name=ddp"]
     finished = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-3000:]
-    assert main([*RUN, "run_name=single", "--output", str(tmp_path)]) == 0
+    assert main([*run, "--set", "run_name=single"]) == 0
 
     ddp, single = tmp_path / "ddp", tmp_path / "single"
     weights_ddp, weights_single = load_file(ddp / "model.safetensors"), load_file(single / "model.safetensors")
@@ -35,4 +46,5 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     summary_single = json.loads((single / "summary.json").read_text())
     assert summary_ddp["world_size"] == 2 and summary_single["world_size"] == 1
     assert abs(summary_ddp["test_accuracy"] - summary_single["test_accuracy"]) <= 2 / 256
-    assert sorted(path.name for path in tmp_path.iterdir() if path.name != "cache") == ["ddp", "single"]
+    assert sorted(path.name for path in tmp_path.iterdir() if path.is_dir() and path.name != "cache") == [
+        "ddp", "single"]

@@ -40,6 +40,7 @@ class ModelSummary:
     rows: list[LayerRow]
     total_params: int
     trainable_params: int
+    inference_params: int                  # without auxiliary heads (training-only), as the papers count
     macs: int
     flops: int
     param_bytes: int
@@ -71,7 +72,8 @@ class ModelSummary:
         return "\n".join([
             f"{self.model}, input {input_text} (batch 1, eval mode)", rule, lines[0], rule, *lines[1:], rule,
             f"Params: {self.total_params:,} total, {self.trainable_params:,} trainable "
-            f"({self.total_params - self.trainable_params:,} not trainable)",
+            f"({self.total_params - self.trainable_params:,} not trainable); "
+            f"{self.inference_params:,} without auxiliary heads",
             f"MACs: {self.macs:,} ({format_count(self.macs)}); FLOPs: {self.flops:,} "
             f"(FlopCounterMode, 2 per MAC, convolutions and matrix products only)",
             f"Parameter memory: {format_bytes(self.param_bytes)}",
@@ -98,9 +100,13 @@ def format_bytes(size: int) -> str:
     return f"{size:,} bytes ({size / 2**20:.2f} MiB)"
 
 
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+def count_parameters(model: nn.Module, trainable_only: bool = False, include_aux: bool = True) -> int:
+    """Parameters of `model`; `include_aux=False` leaves out auxiliary heads (the `aux_heads` of GoogLeNet and
+    Inception v3, used in training only), which is how the papers count."""
+    aux = getattr(model, "aux_heads", None)
+    aux_ids = {id(parameter) for parameter in aux.parameters()} if aux is not None and not include_aux else set()
     return sum(parameter.numel() for parameter in model.parameters()
-               if parameter.requires_grad or not trainable_only)
+               if (parameter.requires_grad or not trainable_only) and id(parameter) not in aux_ids)
 
 
 def count_macs(model: nn.Module, input_size: tuple[int, int, int]) -> int:
@@ -147,6 +153,7 @@ def summarize(model: nn.Module, input_size: tuple[int, int, int]) -> ModelSummar
     return ModelSummary(
         model=root, input_size=_checked_input_size(input_size), rows=rows,
         total_params=count_parameters(model), trainable_params=count_parameters(model, trainable_only=True),
+        inference_params=count_parameters(model, include_aux=False),
         macs=flops // FLOPS_PER_MAC, flops=flops,
         param_bytes=sum(parameter.numel() * parameter.element_size() for parameter in model.parameters()),
         activation_bytes=sum(leaf_output_values.values()) * ACTIVATION_BYTES_PER_VALUE,

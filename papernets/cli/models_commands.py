@@ -63,16 +63,23 @@ def run_list(args: argparse.Namespace) -> int:
     if not names:
         raise ModelError(f"No model matches {args.pattern!r}; run `papernets list` to see every model.")
     table = [("Model", "Paper", "Input", "Params", "MACs")]
+    with_aux_heads = False
     for name in names:
         entry = get_model_entry(name)
         with torch.device("meta"):
             model = create_model(name)
-        table.append((name, entry.paper, "x".join(map(str, entry.input_size)), f"{count_parameters(model):,}",
+        if count_parameters(model) != count_parameters(model, include_aux=False):
+            with_aux_heads = True
+            name += "*"
+        table.append((name, entry.paper, "x".join(map(str, entry.input_size)), f"{count_parameters(model, include_aux=False):,}",
                       format_count(count_macs(model, entry.input_size))))
     widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
     for row in table:
         print("  ".join(cell.rjust(width) if column >= 3 else cell.ljust(width)
                         for column, (cell, width) in enumerate(zip(row, widths))).rstrip())
+    if with_aux_heads:
+        print("* params without the auxiliary heads (used in training only), as the papers count; "
+              "`papernets info` shows both.")
     return 0
 
 

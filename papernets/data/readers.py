@@ -135,12 +135,16 @@ def read_cifar_binary(path: Path, label_bytes: int, num_classes: int, records: i
     return images, _checked_labels(labels, num_classes, path)
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle._Unpickler):
     """Resolves only the globals a CIFAR pickle needs; any other global is refused before it can run.
 
     A CIFAR batch written by Python 2's numpy references numpy.core.multiarray._reconstruct, numpy.ndarray
     and numpy.dtype. A file re-written with protocol 2 by Python 3 also encodes bytes as
     `_codecs.encode(text, "latin1")`, allowed for latin-1 only.
+
+    It extends the pure-Python unpickler, not the C one: the C unpickler keeps its memo in an array as long
+    as the largest memo index the file names, and zeroes it, so five bytes (LONG_BINPUT 1,400,000,000) make it
+    write 20 GB. The Python one keeps a dict. A CIFAR batch is a few large opcodes, so the cost is small.
     """
 
     @staticmethod

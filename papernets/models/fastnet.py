@@ -2,8 +2,8 @@
 few epochs on a CPU (papernets' `fast-fashion-mnist` recipes).
 
 Not a paper's network: a papernets design whose parts come from
-- airbench (Keller Jordan, "94% on CIFAR-10 in 3.29 seconds on a single GPU", arXiv:2404.00498, Sec. 3.1,
-  "Network architecture"): no residual connections; stages that each are a ConvGroup, conv 3x3 -> 2x2
+- airbench (Keller Jordan, "94% on CIFAR-10 in 3.29 seconds on a single GPU", arXiv:2404.00498, and its
+  released airbench94.py): no residual connections; stages that each are a ConvGroup, conv 3x3 -> 2x2
   max-pool -> BN -> GELU -> conv 3x3 -> BN -> GELU (the first convolution of a stage runs before its pooling,
   BN and GELU after it, on 4x fewer values); global max-pooling; a linear head without bias.
 - VGG (Simonyan & Zisserman, arXiv:1409.1556, Sec. 2.1) and ResNet (He et al., arXiv:1512.03385, Sec. 3.3):
@@ -22,11 +22,12 @@ Table of `fastnet` (`FASTNET_CONFIGS` below; `fastnet_wide` has 1.5x the widths)
 Differences from airbench, each for the CPU and for 28x28 grey images (measured on Fashion-MNIST validation
 accuracy, see docs/BENCHMARKS.md):
 - The stem is a learned 3x3 convolution followed at once by the 2x2 max-pool, BN and GELU (the first half of a
-  ConvGroup), where airbench has a frozen 2x2 convolution initialised to whiten the patches and no pooling:
+  ConvGroup), where airbench has a 2x2 convolution initialised to whiten the patches, and no pooling:
   pooling in the stem quarters the cost of everything after it. A 2x2 stride-2 patch convolution instead was
   15% cheaper but 1.0 point less accurate after 3 epochs.
 - Two ConvGroups of 64 and 128 channels instead of three of 64, 256, 256: about 10 M MACs per 28x28 image
-  instead of airbench's ~0.3 G per 32x32 image, so that a 2-core CPU trains it at thousands of images/s.
+  instead of about 0.12 G per 32x32 image (our count for airbench94's widths), so that a 2-core CPU trains it
+  at thousands of images/s.
 - BatchNorm keeps its learned scale and PyTorch's defaults; the logits are not scaled by 1/9.
 """
 
@@ -49,7 +50,7 @@ def make_stem(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class ConvGroup(nn.Module):
-    """airbench's block (arXiv:2404.00498, Sec. 3.1): conv 3x3 -> max-pool 2x2 -> BN -> GELU -> conv 3x3 -> BN -> GELU."""
+    """airbench's block (arXiv:2404.00498): conv 3x3 -> max-pool 2x2 -> BN -> GELU -> conv 3x3 -> BN -> GELU."""
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()

@@ -11,6 +11,7 @@ and the model's stem drops its early downsampling (each model file states this a
 import difflib
 import fnmatch
 import inspect
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -53,8 +54,13 @@ def register_model(*, paper: str, input_size: tuple[int, int, int], num_classes:
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching an fnmatch pattern (`"resnet*"`), sorted."""
-    return sorted(name for name in _REGISTRY if fnmatch.fnmatchcase(name, pattern))
+    """Registered model names matching an fnmatch pattern (`"resnet*"`), in natural order (resnet20 before
+    resnet110)."""
+    return sorted((name for name in _REGISTRY if fnmatch.fnmatchcase(name, pattern)), key=_natural_key)
+
+
+def _natural_key(name: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def get_model_entry(name: str) -> ModelEntry:

@@ -65,7 +65,9 @@ class Distributed:
         return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
     def close(self):
+        """Leave together: a rank that tears down gloo while another still talks to it aborts."""
         if self.enabled and dist.is_initialized():
+            dist.barrier()
             dist.destroy_process_group()
 
 
