@@ -28,11 +28,11 @@ PUBLISHED = [
 TARGETS = {"fast-fashion-mnist": "mean >= 93.0% in <= 60 s", "fast-fashion-mnist-5min": "mean >= 94.0% in <= 5 min"}
 
 
-def run_once(recipe: str, seed: int, output: Path, device: str) -> dict:
+def run_once(recipe: str, seed: int, output: Path, device: str, threads: int) -> dict:
     papernets = Path(sys.executable).with_name("papernets")
     command = [str(papernets) if papernets.exists() else sys.executable, *([] if papernets.exists() else ["-m", "papernets"]),
                "train", "--recipe", recipe, "--seed", str(seed), "--output", str(output), "--device", device,
-               "--no-report", "--quiet", "--set", f"run_name={recipe}-seed{seed}"]
+               "--no-report", "--quiet", "--set", f"run_name={recipe}-seed{seed}", f"threads={threads}"]
     started = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -50,16 +50,18 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per recipe, 0..n-1 (default 3)")
     parser.add_argument("--output", type=Path, default=ROOT / "runs" / "time-to-accuracy")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads per run (default 0: all cores; 1 is steadier on a shared machine)")
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to docs/BENCHMARKS.md")
     args = parser.parse_args()
     recipes = args.recipe or list(TARGETS)
-    print(hardware(args.device), flush=True)
+    print(hardware(args.device) + (f"; runs use {args.threads} thread(s)" if args.threads else ""), flush=True)
 
     rows = []
     for recipe in recipes:
         runs = []
         for seed in range(args.seeds):
-            run = run_once(recipe, seed, args.output, args.device)
+            run = run_once(recipe, seed, args.output, args.device, args.threads)
             runs.append(run)
             print(f"{recipe} seed {seed}: test {100 * run['test']:.2f}%, val {100 * run['val']:.2f}%, "
                   f"wall {run['wall']:.1f} s (training {run['train_seconds']:.1f} s)", flush=True)
@@ -75,7 +77,8 @@ def main() -> int:
     print(table)
     print(references)
     if not args.no_append:
-        append_entry("Time to accuracy (benchmarks/time_to_accuracy.py)", f"{table}\n\n{references}")
+        threads = f"Each run used {args.threads} torch thread(s).\n\n" if args.threads else ""
+        append_entry("Time to accuracy (benchmarks/time_to_accuracy.py)", f"{threads}{table}\n\n{references}")
     return 0
 
 

@@ -116,6 +116,7 @@ def bad_command_lines(workdir: Path) -> list[BadCommand]:
         ("plateau without validation", train + ["--set", "schedule=plateau", "val_size=0"], "needs val_size > 0"),
         ("resume with another model", ["train", "--resume", paths["run"], "--model", "resnet20"], "drop --model"),
         ("resume with another recipe value", ["train", "--resume", paths["run"], "--lr", "0.5"], "lr cannot change"),
+        ("resume with --recipe", ["train", "--resume", paths["run"], "--recipe", "lenet-lecun1998"], "drop --recipe"),
         ("--output for one report", ["report", paths["run"], "--output", paths["runs"]], "drop --output"),
         ("no GPU for --device cuda", train + ["--device", "cuda"] + small, "no CUDA GPU"),
         # Missing, unreadable or unwritable paths.

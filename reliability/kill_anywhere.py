@@ -159,7 +159,7 @@ class Child:
     def doing(self) -> str:
         return PHASES[self.phase.value]
 
-    def wait_for(self, plan: KillPlan, poll_seconds: float = 0.0005) -> bool:
+    def wait_for(self, plan: KillPlan, poll_seconds: float = 0.0001) -> bool:
         """Wait until the plan's moment (True) or until the process ends before it (False)."""
         self.process.join(plan.delay)
         while self.process.is_alive():

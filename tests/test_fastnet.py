@@ -102,10 +102,10 @@ def test_forward_backward_is_finite_with_a_gradient_for_every_parameter():
 def test_a_few_steps_fit_a_small_batch():
     torch.manual_seed(0)
     model = create_model("fastnet", num_classes=10, input_size=(1, 28, 28)).train()
-    images, labels = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    images, labels = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     losses = []
-    for _ in range(15):
+    for _ in range(10):
         loss = torch.nn.functional.cross_entropy(model(images), labels)
         optimizer.zero_grad()
         loss.backward()

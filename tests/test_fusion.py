@@ -16,7 +16,7 @@ from papernets.models.fusion import (ExportInfo, InferenceModel, bfloat16_suppor
 # (name, create_model keywords): small inputs keep the suite fast.
 FOLD_CASES = [
     ("resnet20", {"num_classes": 10, "input_size": (1, 28, 28)}),
-    ("mobilenet_v2", {"num_classes": 10, "input_size": (3, 32, 32)}),
+    ("mobilenet_v2", {"num_classes": 10, "input_size": (3, 16, 16)}),
     ("fastnet", {"num_classes": 10, "input_size": (1, 28, 28)}),
 ]
 
@@ -195,9 +195,10 @@ def test_export_command_writes_a_file_that_loads_back(tmp_path, capsys):
         "model": "fastnet", "model_options": {}, "num_classes": 10, "in_channels": 1, "input_size": [1, 28, 28],
         "dataset": "fashion-mnist", "class_names": [f"class {index}" for index in range(10)],
         "normalization": {"mean": [0.286], "std": [0.353]}, "model_state": model.state_dict(),
-    }, tmp_path / "best.pt")
+    }, tmp_path / "run" / "checkpoints" / "best.pt")
     output = tmp_path / "export" / "fastnet.safetensors"
     assert main(["export", "--checkpoint", str(checkpoint), "--output", str(output)]) == 0
+    assert main(["export", "--checkpoint", str(tmp_path / "run"), "--output", str(output)]) == 0  # a run folder
     assert "wrote" in capsys.readouterr().out
     loaded, info = load_exported(output, dtype="float32")
     assert info.model == "fastnet" and info.normalization == {"mean": [0.286], "std": [0.353]}

@@ -7,6 +7,8 @@ import ast
 import io
 import os
 import pickle
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -272,3 +274,48 @@ def test_a_corrupt_archive_is_a_dataset_error(tmp_path):
         archive.write_bytes(data)
         with pytest.raises(DatasetError, match="not a readable tar archive"):
             extract_tar_safely(archive, tmp_path / "out")
+
+
+# A 60-byte pickle that crashes the interpreter (SIGSEGV in numpy 2.4) when numpy's dtype.__setstate__ gets the
+# state (3, 'N', None, -1, -1, 0); found by reliability/fuzz.py.
+DTYPE_STATE_THAT_CRASHES_NUMPY = (b"\x80\x02cnumpy\ndtype\nX\x02\x00\x00\x00u1\x89\x88\x87R"
+                                  b"(K\x03X\x01\x00\x00\x00NNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb.")
+
+
+def run_python(program: str, *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", program, *arguments], capture_output=True, text=True, timeout=120)
+
+
+def test_numpy_state_that_would_crash_the_interpreter_is_refused_before_numpy_sees_it(tmp_path):
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(DTYPE_STATE_THAT_CRASHES_NUMPY)
+    plain = run_python("import pickle, sys; pickle.loads(open(sys.argv[1], 'rb').read())", str(path))
+    assert plain.returncode != 0  # live: a plain unpickler dies (-11) or at least fails
+    restricted = run_python("import sys\nfrom papernets.data.readers import read_cifar_python\n"
+                            "from papernets.errors import DatasetError\n"
+                            "try:\n    read_cifar_python(sys.argv[1], 'labels', 10)\n"
+                            "except DatasetError as error:\n    print(error)\n", str(path))
+    assert restricted.returncode == 0 and "refused the state given to a" in restricted.stdout, restricted
+
+
+def test_a_batch_pickled_by_python_2_and_old_numpy_still_loads(tmp_path):
+    """Protocol 0 as cPickle wrote it, with numpy.dtype('u1', 0, 1): ints for flags, as numpy of that day did."""
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(
+        b"(dp0\nS'data'\np1\ncnumpy.core.multiarray\n_reconstruct\np2\n(cnumpy\nndarray\np3\n(I0\ntp4\nS'b'\np5\n"
+        b"tp6\nRp7\n(I1\n(I2\nI3072\ntp8\ncnumpy\ndtype\np9\n(S'u1'\np10\nI0\nI1\ntp11\nRp12\n(I3\nS'|'\np13\nNNNI-1\n"
+        b"I-1\nI0\ntp14\nbI00\nS'" + b"\\x07" * 6144 + b"'\np15\ntp16\nbsS'labels'\np17\n(lp18\nI1\naI9\nas.")
+    images, labels = read_cifar_python(path, "labels", 10)
+    assert images.shape == (2, 3, 32, 32) and (images == 7).all() and labels.tolist() == [1, 9]
+
+
+@pytest.mark.parametrize("batch", [
+    {b"data": np.zeros((2, 3072), dtype=">u2"), b"labels": [1, 2]},        # a byte-swapped array: wrong dtype
+    {b"data": np.zeros((2, 3072), dtype=np.uint8)[:, ::2], b"labels": [1, 2]},  # a strided view
+    {b"data": np.array(["a", "b"]), b"labels": [1, 2]},                      # a string array
+], ids=["big-endian-uint16", "strided", "strings"])
+def test_arrays_other_than_plain_uint8_are_refused_with_a_dataset_error(batch, tmp_path):
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps(batch, protocol=2))
+    with pytest.raises(DatasetError):
+        read_cifar_python(path, "labels", 10)

@@ -53,6 +53,8 @@ def test_a_resumed_run_refuses_a_change_of_recipe(tmp_path, capsys):
     assert "lr cannot change" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path), "--model", "vgg16"]) == 2
     assert "drop --model" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path), "--recipe", "fast-mnist"]) == 2
+    assert "drop --recipe" in capsys.readouterr().err
 
 
 def test_eval_of_a_missing_checkpoint(tmp_path, capsys):

@@ -15,7 +15,7 @@ from papernets.training.checkpoint import model_from_checkpoint
 def add_commands(subparsers) -> None:
     export = subparsers.add_parser("export", help="write a trained model, BatchNorm folded, as safetensors")
     export.add_argument("--checkpoint", required=True, type=Path, metavar="PATH",
-                        help="a checkpoint written by `papernets train` (e.g. RUN/checkpoints/best.pt)")
+                        help="a checkpoint written by `papernets train`, or a run folder (its checkpoints/best.pt)")
     export.add_argument("--output", required=True, type=Path, metavar="FILE",
                         help="the .safetensors file to write")
     export.set_defaults(run=run_export)
@@ -24,7 +24,8 @@ def add_commands(subparsers) -> None:
 def run_export(args) -> int:
     if args.output.suffix != ".safetensors":
         raise CheckpointError(f"--output {args.output} must end in .safetensors; name the file e.g. model.safetensors.")
-    model, checkpoint = model_from_checkpoint(args.checkpoint)
+    checkpoint_path = args.checkpoint / "checkpoints" / "best.pt" if args.checkpoint.is_dir() else args.checkpoint
+    model, checkpoint = model_from_checkpoint(checkpoint_path)
     info = ExportInfo(model=checkpoint["model"], num_classes=checkpoint["num_classes"],
                       in_channels=checkpoint["in_channels"], model_options=dict(checkpoint["model_options"]),
                       input_size=list(checkpoint["input_size"]), class_names=list(checkpoint["class_names"]),

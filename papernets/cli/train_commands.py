@@ -133,6 +133,8 @@ def run_train(args) -> int:
     check_names(overrides.get("model"), overrides.get("dataset"))
     resume = run_dir = None
     if args.resume is not None:
+        if args.recipe:
+            raise ConfigError("A resumed run keeps its recipe; drop --recipe or start a new run without --resume.")
         run_dir, checkpoint_path = resume_target(args.resume, overrides.get("output", TrainConfig.output))
         resume = checkpoint.load_newest_valid(checkpoint_path, warn=lambda line: print(line, file=sys.stderr))
         config = resumed_config(resume["config"], overrides)

@@ -135,8 +135,50 @@ def read_cifar_binary(path: Path, label_bytes: int, num_classes: int, records: i
     return images, _checked_labels(labels, num_classes, path)
 
 
+# What a CIFAR pickle may build with numpy, and nothing more: numpy's __setstate__ methods trust their input (a
+# fuzzed dtype state crashed the interpreter with a segmentation fault), so every state is checked first.
+_PLAIN_DTYPES = {"b1", "u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f2", "f4", "f8"}
+_BYTE_ORDERS = {"<", ">", "|", "=", b"<", b">", b"|", b"="}
+_ARRAY_CLASS = object()  # stands for numpy.ndarray, which a pickle may name only as _reconstruct's first argument
+
+
+def _is_flag(value) -> bool:
+    """False/True, or 0/1 as numpy of Python 2's day pickled them."""
+    return type(value) in (bool, int) and value in (0, 1)
+
+
+def _plain_dtype(code, align=False, copy=True) -> np.dtype:
+    """numpy.dtype(code, align, copy) as a pickled dtype calls it, for plain numeric codes only."""
+    code = code.decode("ascii") if isinstance(code, bytes) else code
+    if code not in _PLAIN_DTYPES or not _is_flag(align) or not _is_flag(copy):
+        raise pickle.UnpicklingError(f"refused numpy.dtype({code!r}): only plain numeric types are loaded")
+    return np.dtype(code, align=bool(align), copy=bool(copy))
+
+
+def _empty_array(subtype, shape, typecode) -> np.ndarray:
+    """numpy's _reconstruct as a pickled array calls it: an empty ndarray that BUILD then fills."""
+    if subtype is not _ARRAY_CLASS or shape != (0,) or typecode not in (b"b", "b"):
+        raise pickle.UnpicklingError("refused numpy _reconstruct arguments other than an empty plain array's")
+    return _numpy_reconstruct(np.ndarray, (0,), b"b")
+
+
+def _valid_state(target, state) -> bool:
+    """Whether `state` is what numpy itself pickles for a plain dtype or a contiguous array of one."""
+    if isinstance(target, np.dtype):
+        return (isinstance(state, tuple) and len(state) == 8 and state[0] == 3 and state[1] in _BYTE_ORDERS
+                and state[2:] == (None, None, None, -1, -1, 0))
+    if type(target) is np.ndarray and isinstance(state, tuple) and len(state) == 5:
+        version, shape, dtype, fortran_order, data = state
+        return (version == 1 and isinstance(shape, tuple) and len(shape) <= 8
+                and all(type(size) is int and size >= 0 for size in shape)
+                and isinstance(dtype, np.dtype) and dtype.str[1:] in _PLAIN_DTYPES and _is_flag(fortran_order)
+                and isinstance(data, bytes) and len(data) == math.prod(shape) * dtype.itemsize)
+    return False
+
+
 class RestrictedUnpickler(pickle._Unpickler):
-    """Resolves only the globals a CIFAR pickle needs; any other global is refused before it can run.
+    """Resolves only the globals a CIFAR pickle needs; any other global is refused before it can run, and the
+    state numpy objects are given is checked before numpy sees it.
 
     A CIFAR batch written by Python 2's numpy references numpy.core.multiarray._reconstruct, numpy.ndarray
     and numpy.dtype. A file re-written with protocol 2 by Python 3 also encodes bytes as
@@ -154,10 +196,10 @@ class RestrictedUnpickler(pickle._Unpickler):
         return codecs.encode(text, encoding)
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
+        ("numpy.core.multiarray", "_reconstruct"): _empty_array,
+        ("numpy._core.multiarray", "_reconstruct"): _empty_array,
+        ("numpy", "ndarray"): _ARRAY_CLASS,
+        ("numpy", "dtype"): _plain_dtype,
         ("_codecs", "encode"): _latin1_encode,
     }
 
@@ -166,6 +208,15 @@ class RestrictedUnpickler(pickle._Unpickler):
             return self.ALLOWED[(module, name)]
         except KeyError:
             raise pickle.UnpicklingError(f"refused to load the global {module}.{name}") from None
+
+    def load_build(self):
+        """BUILD (`target.__setstate__(state)`) only with the state numpy pickles for a dtype or an array."""
+        state, target = self.stack[-1], self.stack[-2]
+        if not _valid_state(target, state):
+            raise pickle.UnpicklingError(f"refused the state given to a {type(target).__name__}")
+        super().load_build()
+
+    dispatch = {**pickle._Unpickler.dispatch, pickle.BUILD[0]: load_build}
 
 
 def load_restricted_pickle(path: Path) -> object:
