@@ -55,6 +55,8 @@ def main() -> int:
     parser.add_argument("--model", default="resnet20", help="a registered model (default resnet20)")
     parser.add_argument("--images-per-batch-point", type=int, default=8192,
                         help="training images per batch-size point (default 8192)")
+    parser.add_argument("--fractions", type=float, nargs="+", default=list(DATASET_FRACTIONS), metavar="F",
+                        help="shares of the 60,000 training images for the epoch-time points (default 0.1 ... 1.0)")
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to docs/BENCHMARKS.md")
     args = parser.parse_args()
     print(hardware(), flush=True)
@@ -68,7 +70,7 @@ def main() -> int:
             batch_rows.append([batch_size, f"{row['images_per_s']:,.0f}"])
             print(f"batch {batch_size}: {row['images_per_s']:,.0f} images/s", flush=True)
         size_rows, sizes, seconds = [], [], []
-        for fraction in DATASET_FRACTIONS:
+        for fraction in args.fractions:
             train_size = int(fraction * FASHION_TRAIN_IMAGES)
             row = one_epoch(args.model, workdir, batch_size=256, train_size=train_size)
             sizes.append(train_size)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from papernets.errors import CheckpointError
+from papernets.errors import CheckpointError, TrainingError
 from papernets.training import checkpoint
 from papernets.training.checkpoint import (capture_rng_state, load_checkpoint, load_newest_valid,
                                            model_from_checkpoint, previous_path, restore_rng_state,
@@ -57,10 +57,17 @@ def test_a_failure_during_the_write_leaves_the_previous_checkpoint_loadable(tmp_
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(checkpoint.torch, "save", failing_save)
-    with pytest.raises(OSError):
+    with pytest.raises(TrainingError, match="No space left on device.*previous checkpoint is intact"):
         save_checkpoint(payload(2), path)
     assert load_checkpoint(path)["global_step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
+
+
+def test_a_temporary_file_left_by_a_killed_writer_is_removed_by_the_next_save(tmp_path):
+    path = tmp_path / "last.pt"
+    (tmp_path / ".last.pt.99999.tmp").write_bytes(b"half a checkpoint")
+    save_checkpoint(payload(1), path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
 
 
 def test_resume_falls_back_to_the_newest_valid_checkpoint(tmp_path):

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from papernets.errors import ModelError
+from papernets.models.auxiliary import forward_with_auxiliary_heads
 from papernets.models.registry import register_model
 
 PAPER = "Szegedy et al. 2014, arXiv:1409.4842"
@@ -198,15 +199,7 @@ class GoogLeNet(nn.Module):
                     nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        x = self.stem(x)
-        if not (self.training and self.aux_heads):
-            return self.head(self.stages(x))
-        aux_logits = []
-        for name, stage in self.stages.named_children():
-            x = stage(x)
-            if name in self.aux_heads:
-                aux_logits.append(self.aux_heads[name](x))
-        return (self.head(x), *aux_logits)
+        return forward_with_auxiliary_heads(self, x)
 
     def convert_torchvision_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """torchvision's googlenet keys renamed to ours, module by module (`inception3a` -> `stages.inception_3a`)."""

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from papernets.errors import ModelError
+from papernets.models.auxiliary import forward_with_auxiliary_heads
 from papernets.models.googlenet import TORCHVISION_WEIGHTS_NORMALIZATION, ConvBlock, rename_by_position
 from papernets.models.registry import register_model
 
@@ -226,15 +227,7 @@ class InceptionV3(nn.Module):
                     nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        x = self.stem(x)
-        if not (self.training and self.aux_heads):
-            return self.head(self.stages(x))
-        aux_logits = []
-        for name, stage in self.stages.named_children():
-            x = stage(x)
-            if name in self.aux_heads:
-                aux_logits.append(self.aux_heads[name](x))
-        return (self.head(x), *aux_logits)
+        return forward_with_auxiliary_heads(self, x)
 
     def convert_torchvision_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """torchvision's inception_v3 keys renamed to ours, module by module (`Mixed_5b` -> `stages.mixed_5b`)."""

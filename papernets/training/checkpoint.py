@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from papernets.errors import CheckpointError
+from papernets.errors import CheckpointError, TrainingError
 
 FORMAT = "papernets-checkpoint-1"
 
@@ -64,6 +64,8 @@ def save_checkpoint(checkpoint: dict, path: str | Path, keep_previous: bool = Tr
     path.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = {**checkpoint, "format": FORMAT}
     checkpoint["checksum"] = payload_checksum(checkpoint)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed mid-write
+        stale.unlink(missing_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "wb") as file:
@@ -73,6 +75,9 @@ def save_checkpoint(checkpoint: dict, path: str | Path, keep_previous: bool = Tr
         if keep_previous and path.exists():
             os.replace(path, previous_path(path))
         os.replace(temporary, path)
+    except OSError as error:
+        raise TrainingError(f"Could not write checkpoint {path} ({error.strerror or error}); the previous "
+                            f"checkpoint is intact: free disk space or choose another --output, then --resume.") from error
     finally:
         temporary.unlink(missing_ok=True)
     directory = os.open(path.parent, os.O_RDONLY)
