@@ -22,7 +22,7 @@ data:
 	  echo "Fashion-MNIST not installed from Debian; papernets will look in --data-dir, PAPERNETS_DATA and its cache."
 
 demo: install data
-	$(BIN)/papernets train --model resnet20 --dataset fashion-mnist --recipe fast-fashion-mnist --output runs/demo --html
+	$(BIN)/papernets train --dataset fashion-mnist --recipe fast-fashion-mnist --output runs/demo --html
 
 test: install
 	$(BIN)/python -m pytest -q

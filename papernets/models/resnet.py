@@ -83,7 +83,8 @@ class BasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = self.relu(self.bn1(self.conv1(x)))
         residual = self.bn2(self.conv2(residual))
-        return self.relu(residual + self.shortcut(x))  # Eq. (1)/(2): y = F(x) + x (or W_s x), then ReLU
+        residual += self.shortcut(x)  # Sec. 3.3, Eq. (1)/(2): y = F(x) + x (or W_s x)
+        return self.relu(residual)
 
 
 class Bottleneck(nn.Module):
@@ -109,7 +110,8 @@ class Bottleneck(nn.Module):
         residual = self.relu(self.bn1(self.conv1(x)))
         residual = self.relu(self.bn2(self.conv2(residual)))
         residual = self.bn3(self.conv3(residual))
-        return self.relu(residual + self.shortcut(x))
+        residual += self.shortcut(x)  # Sec. 3.3, Eq. (1)/(2)
+        return self.relu(residual)
 
 
 def make_stem(in_channels: int, out_channels: int, *, kernel_size: int, stride: int, max_pool: bool) -> nn.Sequential:

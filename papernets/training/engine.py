@@ -553,7 +553,8 @@ def write_run_report(run_dir: Path, html: bool, progress: Progress):
     try:
         from papernets.analysis.report import write_report
 
-        write_report(run_dir, html=html)
+        report = write_report(run_dir, html=html)
+        progress.message(f"Report: {report.with_suffix('.html') if html else report}")
     except Exception as error:  # noqa: BLE001  (any failure of the report leaves a good run)
         progress.message(f"warning: the report for {run_dir} was not written ({type(error).__name__}: "
                          f"{str(error).splitlines()[0] if str(error) else 'no message'}); run `papernets report "
