@@ -13,6 +13,7 @@ from papernets.errors import ModelError
 from papernets.models import create_model, get_model_entry
 from papernets.models.googlenet import TORCHVISION_WEIGHTS_NORMALIZATION
 from papernets.models.interop import load_torchvision_state_dict
+from weights_reference import randomize
 
 # Table 1, "output size" column, from the stem's convolutions to inception (5b).
 TABLE_1_OUTPUT_SIZES = {
@@ -60,15 +61,6 @@ def mega_macs_by_module(model: nn.Module, size: int) -> dict[str, float]:
     prefix = f"{type(model).__name__}."
     return {name.removeprefix(prefix): sum(counts.values()) / 2e6 for name, counts in counter.get_flop_counts().items()}
 
-
-def randomize(model: nn.Module) -> nn.Module:
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if name.endswith("running_var"):
-                tensor.uniform_(0.5, 1.5)
-            elif tensor.is_floating_point():
-                tensor.normal_(0.0, 0.05)
-    return model
 
 
 def test_registration():

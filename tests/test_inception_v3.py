@@ -12,6 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from papernets.errors import ModelError
 from papernets.models import create_model, get_model_entry
 from papernets.models.interop import load_torchvision_state_dict
+from weights_reference import randomize
 
 
 def count_parameters(model: nn.Module, *, aux: bool = True) -> int:
@@ -33,15 +34,6 @@ def stage_shapes(model: nn.Module, input_size: tuple[int, int, int]) -> dict[str
         shapes[name] = tuple(x.shape[1:])
     return shapes
 
-
-def randomize(model: nn.Module) -> nn.Module:
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if name.endswith("running_var"):
-                tensor.uniform_(0.5, 1.5)
-            elif tensor.is_floating_point():
-                tensor.normal_(0.0, 0.05)
-    return model
 
 
 def test_registration():

@@ -11,6 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from papernets.errors import ModelError
 from papernets.models import create_model, get_model_entry, list_models
 from papernets.models.interop import load_torchvision_state_dict
+from weights_reference import randomize
 
 TORCHVISION_PARAMS = {  # REFERENCE_NUMBERS.md, 1000 classes
     "vgg11": 132_863_336, "vgg13": 133_047_848, "vgg16": 138_357_544, "vgg19": 143_667_240,
@@ -39,16 +40,6 @@ def stage_shapes(model: nn.Module, input_size: tuple[int, int, int]) -> list[tup
         shapes.append(tuple(x.shape[1:]))
     return shapes
 
-
-def randomize(model: nn.Module) -> nn.Module:
-    """Random weights and BatchNorm statistics, so that a wrong mapping cannot give equal logits."""
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if name.endswith("running_var"):
-                tensor.uniform_(0.5, 1.5)
-            elif tensor.is_floating_point():
-                tensor.normal_(0.0, 0.05)
-    return model
 
 
 def test_every_vgg_is_registered_with_its_paper_and_torchvision_name():
