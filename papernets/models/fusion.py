@@ -88,7 +88,7 @@ def _pairs_from_graph(model: nn.Module) -> list[tuple[str, str]] | None:
     that commutes); None if fx cannot trace the model."""
     try:
         graph = fx.Tracer().trace(model)
-    except Exception:  # fx raises many kinds (TraceError, TypeError, NotImplementedError ...) on dynamic code
+    except Exception:  # fx fails in many ways on dynamic code (TraceError, TypeError, ...): use Sequentials
         return None
     modules = dict(model.named_modules())
     calls: dict[str, int] = {}
