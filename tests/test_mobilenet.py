@@ -13,6 +13,7 @@ from papernets.models.interop import load_torchvision_state_dict
 from papernets.models.mobilenet_v1 import DepthwiseSeparableConv
 from papernets.models.mobilenet_v2 import make_divisible
 from papernets.models.mobilenet_v3 import SqueezeExcitation
+from weights_reference import randomized_torchvision
 
 
 def params_and_macs(name: str, size: int, **options) -> tuple[int, float]:
@@ -160,23 +161,6 @@ def test_bad_options_are_model_errors():
     with pytest.raises(ModelError):
         create_model("mobilenet_v3_large", expansion=3)
 
-
-def randomized_torchvision(name: str) -> nn.Module:
-    """A torchvision model with random weights, non-trivial BatchNorm statistics and O(1) logits, in eval mode."""
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, name)(weights=None)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.uniform_(-0.2, 0.2)
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 2.0)
-        elif isinstance(module, nn.Linear):
-            module.weight.data.normal_(0, module.in_features ** -0.5)
-            module.bias.data.uniform_(-0.1, 0.1)
-        elif isinstance(module, nn.Conv2d) and module.bias is not None:  # the squeeze-and-excite layers
-            module.bias.data.uniform_(-0.5, 0.5)
-    return model.eval()
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"])

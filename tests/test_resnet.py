@@ -11,6 +11,7 @@ from papernets.errors import ModelError
 from papernets.models import create_model, get_model_entry, list_models
 from papernets.models.interop import load_torchvision_state_dict
 from papernets.models.resnet import Bottleneck, ZeroPadShortcut, cifar_resnet
+from weights_reference import randomized_torchvision
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -178,18 +179,6 @@ def test_he_initialisation():
     assert abs(conv.weight.std().item() - (2 / (9 * 64)) ** 0.5) < 0.005
     assert abs(conv.weight.mean().item()) < 0.005
 
-
-def randomized_torchvision(name: str) -> nn.Module:
-    """A torchvision model with random weights and non-trivial BatchNorm statistics, in eval mode."""
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, name)(weights=None)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.uniform_(-0.2, 0.2)
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 2.0)
-    return model.eval()
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])

@@ -2,6 +2,7 @@
 cannot give equal logits."""
 
 import torch
+import torchvision
 from torch import nn
 
 
@@ -14,3 +15,21 @@ def randomize(model: nn.Module) -> nn.Module:
             elif tensor.is_floating_point():
                 tensor.normal_(0.0, 0.05)
     return model
+
+
+def randomized_torchvision(name: str) -> nn.Module:
+    """A torchvision model with random weights, non-trivial BatchNorm statistics and O(1) logits, in eval mode."""
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+        elif isinstance(module, nn.Linear):
+            module.weight.data.normal_(0, module.in_features ** -0.5)
+            module.bias.data.uniform_(-0.1, 0.1)
+        elif isinstance(module, nn.Conv2d) and module.bias is not None:  # the squeeze-and-excite layers
+            module.bias.data.uniform_(-0.5, 0.5)
+    return model.eval()
