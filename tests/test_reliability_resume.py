@@ -7,17 +7,16 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from papernets.cli import main
-from papernets.data import Dataset
 from papernets.errors import CheckpointError
 from papernets.training import checkpoint as checkpoints
 from papernets.training.checkpoint import load_checkpoint, load_newest_valid, previous_path
 from papernets.training.config import TrainConfig, validate
 from papernets.training.engine import train
+from generated_data import generated_dataset
 
 # reliability/ holds scripts, not part of the installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
@@ -144,23 +143,6 @@ def test_a_nan_loss_names_epoch_and_step_keeps_the_last_good_checkpoint_and_resu
 
 
 # In-process runs on generated data, for the cases that need many runs.
-
-def generated_dataset(train_count: int = 256, test_count: int = 64, size: int = 12, classes: int = 4) -> Dataset:
-    """Noise images whose class is the horizontal band holding a bright stripe: learnable in a few steps."""
-    rng = np.random.default_rng(0)
-
-    def make(count):
-        labels = rng.integers(0, classes, count)
-        images = rng.integers(0, 60, (count, 1, size, size)).astype(np.uint8)
-        band = size // classes
-        for index, label in enumerate(labels):
-            images[index, 0, label * band:(label + 1) * band, :] += 150
-        return images, labels.astype(np.int64)
-
-    (train_images, train_labels), (test_images, test_labels) = make(train_count), make(test_count)
-    return Dataset(name="generated", train_images=train_images, train_labels=train_labels, test_images=test_images,
-                   test_labels=test_labels, class_names=tuple(f"band {k}" for k in range(classes)),
-                   source=Path("generated"))
 
 
 def generated_config(output: Path, **fields) -> TrainConfig:

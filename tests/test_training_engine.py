@@ -14,18 +14,17 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from papernets.cli import main
-from papernets.data import Dataset
 from papernets.errors import PapernetsError, TrainingError
 from papernets.training.checkpoint import load_checkpoint
 from papernets.training.config import TrainConfig, validate
 from papernets.training.engine import TrainingInterrupted, train
 from papernets.training.run_folder import TIMING_COLUMNS
+from generated_data import generated_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 # A recipe of the tests' own, so that tuning the fast recipes cannot change what these tests see.
@@ -47,25 +46,6 @@ def write_test_recipe(folder: Path) -> str:
     path.write_text(TEST_RECIPE)
     return str(path)
 
-
-def generated_dataset(train_count=256, test_count=128, size=12, classes=4, seed=0) -> Dataset:
-    """Noise images whose class is the horizontal band holding a bright stripe: learnable in a few steps, and
-    unchanged in class by a horizontal flip."""
-    rng = np.random.default_rng(seed)
-
-    def make(count):
-        labels = rng.integers(0, classes, count)
-        images = rng.integers(0, 60, (count, 1, size, size)).astype(np.uint8)
-        band = size // classes
-        for index, label in enumerate(labels):
-            images[index, 0, label * band:(label + 1) * band, :] += 150
-        return images, labels.astype(np.int64)
-
-    train_images, train_labels = make(train_count)
-    test_images, test_labels = make(test_count)
-    return Dataset(name="generated", train_images=train_images, train_labels=train_labels, test_images=test_images,
-                   test_labels=test_labels, class_names=tuple(f"band {k}" for k in range(classes)),
-                   source=Path("generated"))
 
 
 def generated_config(output: Path, **fields) -> TrainConfig:

@@ -7,13 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from papernets.errors import PapernetsError
+from papernets.training.run_folder import (BEST_CHECKPOINT, CONFIG_FILE, ENVIRONMENT_FILE, LAST_CHECKPOINT,
+                                           METRICS_FILE, SUMMARY_FILE)
 
-SUMMARY_FILE = "summary.json"
-CONFIG_FILE = "config.json"
-ENVIRONMENT_FILE = "env.json"
-METRICS_FILE = "metrics.csv"
-BEST_CHECKPOINT = Path("checkpoints", "best.pt")
-LAST_CHECKPOINT = Path("checkpoints", "last.pt")
 
 
 class RunFolderError(PapernetsError):

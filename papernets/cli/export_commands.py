@@ -10,6 +10,7 @@ from pathlib import Path
 from papernets.errors import CheckpointError
 from papernets.models.fusion import ExportInfo, export_model
 from papernets.training.checkpoint import model_from_checkpoint
+from papernets.training.run_folder import BEST_CHECKPOINT
 
 
 def add_commands(subparsers) -> None:
@@ -24,7 +25,7 @@ def add_commands(subparsers) -> None:
 def run_export(args) -> int:
     if args.output.suffix != ".safetensors":
         raise CheckpointError(f"--output {args.output} must end in .safetensors; name the file e.g. model.safetensors.")
-    checkpoint_path = args.checkpoint / "checkpoints" / "best.pt" if args.checkpoint.is_dir() else args.checkpoint
+    checkpoint_path = args.checkpoint / BEST_CHECKPOINT if args.checkpoint.is_dir() else args.checkpoint
     model, checkpoint = model_from_checkpoint(checkpoint_path)
     info = ExportInfo(model=checkpoint["model"], num_classes=checkpoint["num_classes"],
                       in_channels=checkpoint["in_channels"], model_options=dict(checkpoint["model_options"]),

@@ -94,11 +94,11 @@ def check_names(model: str | None, dataset: str | None):
 
 def resume_target(resume: str, output: str) -> tuple[Path, Path]:
     """(run folder, checkpoint path) for `--resume` with a run folder, a checkpoint file, or nothing."""
-    from papernets.training.run_folder import CHECKPOINTS, newest_run
+    from papernets.training.run_folder import CHECKPOINTS, LAST_CHECKPOINT, newest_run
 
     path = Path(resume) if resume else newest_run(output)
     if path.is_dir():
-        return path, path / CHECKPOINTS / "last.pt"
+        return path, path / LAST_CHECKPOINT
     if path.suffix == ".pt":
         run_dir = path.parent.parent if path.parent.name == CHECKPOINTS else path.parent
         return run_dir, path

@@ -34,8 +34,9 @@ from papernets.training.distributed import Distributed, from_environment
 from papernets.training.losses import classification_loss, training_loss
 from papernets.training.optim import LearningRateSchedule, build_optimizer, set_lr
 from papernets.training.progress import Progress
-from papernets.training.run_folder import (CHECKPOINTS, default_run_name, environment, prepare_run_folder,
-                                           write_json, write_metrics)
+from papernets.training.run_folder import (BEST_CHECKPOINT, CONFIG_FILE, ENVIRONMENT_FILE, LAST_CHECKPOINT,
+                                           METRICS_FILE, SUMMARY_FILE, default_run_name, environment,
+                                           prepare_run_folder, write_json, write_metrics)
 
 PROGRESS_REFRESH_STEPS = 20
 
@@ -217,7 +218,7 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str 
     reproduces summary.json's test accuracy."""
     path = Path(path)
     if path.is_dir():
-        path = path / CHECKPOINTS / "best.pt"
+        path = path / BEST_CHECKPOINT
     model, checkpoint = checkpoints.model_from_checkpoint(path)
     config = replace(config_from_dict(checkpoint["config"]), data_dir=data_dir or checkpoint["config"]["data_dir"])
     if split == "val" and config.val_size == 0:
@@ -381,11 +382,11 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
         run_dir = prepare_run_folder(*((run_dir.parent, run_dir.name) if run_dir
                                        else (config.output, config.run_name or
                                              default_run_name(config.model, config.dataset))))
-        write_json(run_dir / "config.json", config.to_dict())
-        write_json(run_dir / "env.json", environment(device, amp_dtype, threads, distributed.world_size))
-        write_metrics(run_dir / "metrics.csv", state.metrics_rows)
+        write_json(run_dir / CONFIG_FILE, config.to_dict())
+        write_json(run_dir / ENVIRONMENT_FILE, environment(device, amp_dtype, threads, distributed.world_size))
+        write_metrics(run_dir / METRICS_FILE, state.metrics_rows)
     run_dir = Path(distributed.broadcast_object(str(run_dir)))
-    last_path, best_path = run_dir / CHECKPOINTS / "last.pt", run_dir / CHECKPOINTS / "best.pt"
+    last_path, best_path = run_dir / LAST_CHECKPOINT, run_dir / BEST_CHECKPOINT
     tensorboard = tensorboard_writer(run_dir) if config.tensorboard and distributed.is_main else None
     if resume:
         progress.info(f"Resuming {run_dir} at epoch {state.epoch + 1}, step {state.step} "
@@ -497,7 +498,7 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
                 save(best_path, keep_previous=False)
             save(last_path)
             if distributed.is_main:
-                write_metrics(run_dir / "metrics.csv", state.metrics_rows)
+                write_metrics(run_dir / METRICS_FILE, state.metrics_rows)
                 if tensorboard is not None:
                     log_tensorboard(tensorboard, row)
             if stop_message and state.epoch < epochs:
@@ -529,7 +530,7 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
             "params": params, "macs": macs, "images_per_s": sum(images_per_s) / len(images_per_s),
             "device": str(device), "precision": "bf16" if amp_dtype else "fp32", "world_size": distributed.world_size,
         }
-        write_json(run_dir / "summary.json", summary)
+        write_json(run_dir / SUMMARY_FILE, summary)
         progress.info(f"Test accuracy {test_accuracy:.4f} (weights of epoch {state.best_epoch or epochs}, "
                       f"best on validation); {state.train_seconds:.0f} s of training; run folder {run_dir}.")
         if config.report:

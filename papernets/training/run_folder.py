@@ -25,6 +25,13 @@ METRICS_COLUMNS = ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_
 TIMING_COLUMNS = ("images_per_s", "seconds")  # differ between an interrupted-and-resumed run and a straight one
 MINIMUM_FREE_BYTES = 100 * 1024 * 1024
 CHECKPOINTS = "checkpoints"
+# The run folder's files (docs/ARCHITECTURE.md, "Training"); papernets.analysis.run_folder reads the same names.
+CONFIG_FILE = "config.json"
+ENVIRONMENT_FILE = "env.json"
+METRICS_FILE = "metrics.csv"
+SUMMARY_FILE = "summary.json"
+LAST_CHECKPOINT = Path(CHECKPOINTS, "last.pt")
+BEST_CHECKPOINT = Path(CHECKPOINTS, "best.pt")
 
 
 def write_text_atomically(path: Path, text: str):
