@@ -30,7 +30,7 @@ def test_info_shows_layers_and_60000_trainable_parameters(capsys):
     status, out, _ = run(capsys, "info", "lenet5")
     assert status == 0
     assert "60,000 trainable" in out and "features.c3" in out and "16x10x10" in out
-    assert "MACs: 325,680" in out
+    assert "MACs: 416,520" in out
 
 
 def test_info_with_small_input_and_options(capsys):

@@ -21,7 +21,8 @@ from papernets.errors import ConfigError
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 
-OPTIMIZERS = ("sgd", "adamw", "rmsprop")
+OPTIMIZERS = ("sgd", "adamw", "rmsprop", "sdlm")
+LOSSES = ("cross_entropy", "map")
 SCHEDULES = ("constant", "step", "multistep", "piecewise", "cosine", "linear", "plateau")
 SCHEDULE_UNITS = ("epoch", "iteration")
 WARMUP_SHAPES = ("linear", "constant")
@@ -64,6 +65,8 @@ class TrainConfig:
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     rmsprop_decay: float = 0.9      # RMSprop's moving-average factor of squared gradients
     optimizer_eps: float = 1e-8
+    sdlm_mu: float = 0.02           # sdlm: step size lr / (sdlm_mu + h_kk) (LeCun et al. 1998, Appendix C)
+    sdlm_samples: int = 500         # sdlm: training images h_kk is estimated on before each epoch
 
     # Learning-rate schedule. Milestones and step sizes count `schedule_unit`s; warm-up counts iterations.
     schedule: str = "constant"
@@ -80,6 +83,8 @@ class TrainConfig:
     plateau_max_reductions: int = 3
 
     # Loss.
+    loss: str = "cross_entropy"     # or "map": Eq. (9) of LeCun et al. 1998 for a model with an RBF output
+    map_rubbish_j: float = 1.0      # map: the constant j of Eq. (9)'s "rubbish class" term e^-j
     label_smoothing: float = 0.0
     aux_loss_weights: list[float] = field(default_factory=list)  # empty: the model's own aux_loss_weights
     teacher: str = ""               # checkpoint of a teacher for Hinton distillation
@@ -277,6 +282,13 @@ def validate(config: TrainConfig) -> TrainConfig:
              "nesterov needs momentum > 0; pass --set momentum=0.9 or nesterov=false.")
     _require(len(config.adam_betas) == 2 and all(0 <= beta < 1 for beta in config.adam_betas),
              f"adam_betas must be two numbers in [0, 1), got {config.adam_betas}.")
+    _require(config.sdlm_mu > 0 and config.sdlm_samples >= 1,
+             f"sdlm_mu must be positive and sdlm_samples at least 1, got {config.sdlm_mu}, {config.sdlm_samples}.")
+    _require(config.optimizer != "sdlm" or (config.momentum == 0 and config.weight_decay == 0),
+             "The sdlm optimizer has no momentum and no weight decay; pass --set momentum=0 weight_decay=0.")
+    _require(config.loss in LOSSES, f"Unknown loss {config.loss!r}; use one of {', '.join(LOSSES)}.")
+    _require(config.loss != "map" or config.label_smoothing == 0,
+             "The map loss has no label smoothing; pass --set label_smoothing=0 or loss=cross_entropy.")
     _require(config.schedule in SCHEDULES,
              f"Unknown schedule {config.schedule!r}; use one of {', '.join(SCHEDULES)}.")
     _require(config.schedule_unit in SCHEDULE_UNITS,

@@ -34,6 +34,7 @@ from papernets.training.distributed import Distributed, from_environment
 from papernets.training.losses import classification_loss, training_loss
 from papernets.training.optim import LearningRateSchedule, build_optimizer, set_lr
 from papernets.training.progress import Progress
+from papernets.training.sdlm import SDLM, estimate_curvature
 from papernets.training.run_folder import (BEST_CHECKPOINT, CONFIG_FILE, ENVIRONMENT_FILE, LAST_CHECKPOINT,
                                            METRICS_FILE, SUMMARY_FILE, default_run_name, environment,
                                            prepare_run_folder, write_json, write_metrics)
@@ -172,6 +173,19 @@ def build_model(config: TrainConfig, data: PreparedData) -> tuple[nn.Module, int
         raise ConfigError(f"Model {config.model} cannot take {config.dataset}'s {size} images "
                           f"({str(error).splitlines()[0]}); pick a model designed for images this size.") from None
     return model, count_parameters(model), macs
+
+
+def curvature_images(data: PreparedData, config: TrainConfig, epoch: int, device: torch.device) -> torch.Tensor:
+    """The `sdlm_samples` training images, drawn afresh for each epoch from (seed, epoch), on which the sdlm
+    optimizer estimates its second derivatives before the epoch (LeCun et al. 1998, Appendix C)."""
+    from papernets.data import BatchLoader
+
+    count = min(config.sdlm_samples, len(data.train.labels))
+    chosen = np.random.default_rng([config.seed, epoch]).choice(len(data.train.labels), count, replace=False)
+    loader = BatchLoader(data.train.images[chosen], data.train.labels[chosen], batch_size=count, seed=config.seed,
+                         augment=None, mean=data.mean, std=data.std, device=device, shuffle=False, drop_last=False)
+    images, _ = next(iter(loader.eval_batches()))
+    return images
 
 
 def load_teacher(checkpoint: dict, data: PreparedData, device: torch.device) -> nn.Module:
@@ -404,6 +418,8 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
 
     with StopSignals() as stop_signals:
         for epoch in range(state.epoch, epochs):
+            if isinstance(optimizer, SDLM) and state.step == 0:  # mid-epoch, the checkpoint holds the estimate
+                optimizer.set_curvature(estimate_curvature(model, curvature_images(data, config, epoch, device)))
             model.train()
             progress.start_epoch(epoch, epochs, steps_per_epoch, state.step)
             epoch_started = clock = time.perf_counter()
@@ -422,7 +438,8 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
                         teacher_logits = teacher(images) if teacher is not None else None
                 loss = training_loss(outputs, labels, label_smoothing=config.label_smoothing,
                                      aux_loss_weights=aux_loss_weights, teacher_logits=teacher_logits,
-                                     temperature=config.distill_temperature, alpha=config.distill_alpha)
+                                     temperature=config.distill_temperature, alpha=config.distill_alpha,
+                                     loss=config.loss, rubbish_j=config.map_rubbish_j)
                 total_loss = loss.total
                 if state.global_step == config.debug_nan_at_step:
                     total_loss = total_loss * math.nan
