@@ -213,11 +213,13 @@ def mobilenet_v1_rows() -> tuple[Row, ...]:
     rows = [row("Conv / s2, 3x3x3x32, input 224x224x3", "stem.conv", input=(3, 224, 224), convs=(Conv(3, 32, 2),))]
     for index, (stride, channels, out_channels, side) in enumerate(printed):
         after = side // stride if index < len(printed) - 1 else side  # the last row's input is printed 7x7
+        entry = printed[index]
+        repeat = f" ({printed[:index].count(entry) + 1} of 5)" if printed.count(entry) > 1 else ""
         rows += [
-            row(f"Conv dw / s{stride}, 3x3x{channels} dw, input {side}x{side}x{channels}",
+            row(f"Conv dw / s{stride}, 3x3x{channels} dw, input {side}x{side}x{channels}{repeat}",
                 f"stages.{index}.depthwise.conv", input=(channels, side, side),
                 convs=(Conv(3, channels, stride, depthwise=True),)),
-            row(f"Conv / s1, 1x1x{channels}x{out_channels}, input {after}x{after}x{channels}",
+            row(f"Conv / s1, 1x1x{channels}x{out_channels}, input {after}x{after}x{channels}{repeat}",
                 f"stages.{index}.pointwise.conv", input=(channels, after, after), convs=(Conv(1, out_channels, 1),)),
         ]
     rows += [row("Avg Pool / s1, Pool 7x7, input 7x7x1024", "head.pool", input=(1024, 7, 7)),
