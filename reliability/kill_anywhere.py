@@ -70,7 +70,8 @@ def _record_phases(phase, steps) -> None:
     always says which of PHASES the process is in, and `steps.value` counts the training steps this process
     began. The wrapped functions run unchanged."""
     from papernets.data import BatchLoader
-    from papernets.runs import checkpoint, engine
+    from papernets.runs import checkpoint
+    from papernets.training import engine
 
     def entering(index: int, function, restore: bool = True):
         def wrapper(*args, **kwargs):
