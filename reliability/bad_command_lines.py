@@ -38,7 +38,7 @@ def write_fixtures(workdir: Path) -> dict[str, Path]:
     from papernets.data.catalog import get_spec
     from papernets.models import create_model
     from papernets.runs.checkpoint import save_checkpoint
-    from papernets.training.config import load_config
+    from papernets.config import load_config
 
     workdir = Path(workdir)
     paths = {name: workdir / name for name in (

@@ -127,7 +127,7 @@ def checkpoint_bytes(workdir: Path) -> bytes:
 
 
 def recipe_text() -> str:
-    from papernets.training.config import RECIPES_DIR
+    from papernets.config import RECIPES_DIR
 
     return (RECIPES_DIR / "fast-fashion-mnist.toml").read_text()
 
@@ -150,7 +150,7 @@ def build_targets(workdir: Path) -> dict[str, Target]:
     from papernets.data.readers import read_cifar_binary, read_cifar_python, read_idx, read_idx_pair
     from papernets.errors import CheckpointError, ConfigError, DatasetError, ModelError
     from papernets.runs.checkpoint import model_from_checkpoint, save_checkpoint
-    from papernets.training.config import FIELD_TYPES, load_config, parse_overrides
+    from papernets.config import FIELD_TYPES, load_config, parse_overrides
 
     workdir = Path(workdir)
     rng = np.random.default_rng(0)

@@ -9,6 +9,7 @@ the recipe and before the command line, when the model's name matches the fnmatc
 """
 
 import dataclasses
+import enum
 import fnmatch
 import math
 import tomllib
@@ -30,89 +31,118 @@ AMP_MODES = ("auto", "bf16", "off")
 AUGMENTATION_FIELDS = {"pad": int, "crop": bool, "flip": bool, "cutout": int}
 
 
+class FieldKind(enum.Enum):
+    EXPERIMENT = "experiment"  # what is trained: compare groups runs by it; a resumed run keeps it
+    EXECUTION = "execution"    # how the run computes, not what: compare ignores it; a resumed run keeps it
+    RESUMABLE = "resumable"    # where it runs, how it reports, how long it trains: a resumed run may change it
+
+
+def _field(kind: FieldKind, default, factory):
+    if factory is not None:
+        return field(default_factory=factory, metadata={"kind": kind})
+    return field(default=default, metadata={"kind": kind})
+
+
+def experiment(default=None, *, factory=None):
+    return _field(FieldKind.EXPERIMENT, default, factory)
+
+
+def execution(default=None, *, factory=None):
+    return _field(FieldKind.EXECUTION, default, factory)
+
+
+def resumable(default=None, *, factory=None):
+    return _field(FieldKind.RESUMABLE, default, factory)
+
+
 @dataclass
 class TrainConfig:
+    """Every field says its kind (`experiment`, `execution` or `resumable`, see `FieldKind`): the resume
+    policy, `compare` and the command line read what a field means from here."""
+
     # What to train on what.
-    model: str = ""
-    dataset: str = ""
-    model_options: dict = field(default_factory=dict)  # keyword options of the model builder
-    recipe: str = ""                # the recipe name or file this config came from
-    source: str = ""                # the paper or note the recipe follows
+    model: str = experiment("")
+    dataset: str = experiment("")
+    model_options: dict = experiment(factory=dict)  # keyword options of the model builder
+    recipe: str = experiment("")  # the recipe name or file this config came from
+    source: str = experiment("")  # the paper or note the recipe follows
+    seed: int = experiment(0)  # compare treats runs that differ only in their seed as repeats
 
     # Data.
-    data_dir: str | None = None
-    download: bool = False
-    val_size: int = 5000            # images carved from the training set for validation (0: none)
-    train_size: int = 0             # use only the first N training images after the split (0: all)
-    test_size: int = 0              # use only the first N test images (0: all)
-    augmentation: dict = field(default_factory=dict)  # over data.default_augmentation(dataset)
-    eval_tta_flip: bool = False     # evaluate on the image and its mirror, averaging the logits
+    data_dir: str | None = resumable(None)
+    download: bool = resumable(False)
+    val_size: int = experiment(5000)  # images carved from the training set for validation (0: none)
+    train_size: int = experiment(0)  # use only the first N training images after the split (0: all)
+    test_size: int = experiment(0)  # use only the first N test images (0: all)
+    augmentation: dict = experiment(factory=dict)  # over data.default_augmentation(dataset)
+    eval_tta_flip: bool = experiment(False)  # evaluate on the image and its mirror, averaging the logits
 
     # Length: exactly one of the two is positive.
-    epochs: int = 0
-    iterations: int = 0
+    epochs: int = resumable(0)
+    iterations: int = resumable(0)
 
     # Optimizer.
-    batch_size: int = 128           # global batch (split across ranks under torchrun)
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9           # SGD momentum; RMSprop momentum
-    nesterov: bool = False          # SGD only
-    weight_decay: float = 5e-4
-    no_weight_decay_on_bn_bias: bool = False  # no decay on parameters with one dimension (BN scales, biases)
-    depthwise_weight_decay: float | None = None  # decay on depthwise conv kernels (None: weight_decay)
-    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    rmsprop_decay: float = 0.9      # RMSprop's moving-average factor of squared gradients
-    optimizer_eps: float = 1e-8
+    batch_size: int = experiment(128)  # global batch (split across ranks under torchrun)
+    optimizer: str = experiment("sgd")
+    lr: float = experiment(0.1)
+    momentum: float = experiment(0.9)  # SGD momentum; RMSprop momentum
+    nesterov: bool = experiment(False)  # SGD only
+    weight_decay: float = experiment(5e-4)
+    no_weight_decay_on_bn_bias: bool = experiment(False)  # no decay on 1-dimensional parameters (BN scales, biases)
+    depthwise_weight_decay: float | None = experiment(None)  # decay on depthwise conv kernels (None: weight_decay)
+    adam_betas: list[float] = experiment(factory=lambda: [0.9, 0.999])
+    rmsprop_decay: float = experiment(0.9)  # RMSprop's moving-average factor of squared gradients
+    optimizer_eps: float = experiment(1e-8)
 
     # Learning-rate schedule. Milestones and step sizes count `schedule_unit`s; warm-up counts iterations.
-    schedule: str = "constant"
-    schedule_unit: str = "epoch"
-    milestones: list[int] = field(default_factory=list)  # multistep, piecewise
-    lr_values: list[float] = field(default_factory=list)  # piecewise: one more value than milestones
-    gamma: float = 0.1              # step, multistep, plateau: lr factor
-    step_size: int = 0              # step: units between two lr changes
-    final_lr_fraction: float = 0.0  # cosine, linear: lr at the end, as a fraction of lr
-    warmup_steps: int = 0           # iterations of warm-up before the schedule starts
-    warmup_lr: float = 0.0          # lr at the start of warm-up
-    warmup_shape: str = "linear"    # linear: warmup_lr rising to lr; constant: warmup_lr throughout
-    plateau_patience: int = 2       # plateau: epochs without a better val accuracy before lr *= gamma
-    plateau_max_reductions: int = 3
+    schedule: str = experiment("constant")
+    schedule_unit: str = experiment("epoch")
+    milestones: list[int] = experiment(factory=list)  # multistep, piecewise
+    lr_values: list[float] = experiment(factory=list)  # piecewise: one more value than milestones
+    gamma: float = experiment(0.1)  # step, multistep, plateau: lr factor
+    step_size: int = experiment(0)  # step: units between two lr changes
+    final_lr_fraction: float = experiment(0.0)  # cosine, linear: lr at the end, as a fraction of lr
+    warmup_steps: int = experiment(0)  # iterations of warm-up before the schedule starts
+    warmup_lr: float = experiment(0.0)  # lr at the start of warm-up
+    warmup_shape: str = experiment("linear")  # linear: warmup_lr rising to lr; constant: warmup_lr throughout
+    plateau_patience: int = experiment(2)  # plateau: epochs without a better val accuracy before lr *= gamma
+    plateau_max_reductions: int = experiment(3)
 
     # Loss.
-    label_smoothing: float = 0.0
-    aux_loss_weights: list[float] = field(default_factory=list)  # empty: the model's own aux_loss_weights
-    teacher: str = ""               # checkpoint of a teacher for Hinton distillation
-    distill_temperature: float = 4.0
-    distill_alpha: float = 0.9      # weight of the distillation term; 1 - alpha on the hard labels
+    label_smoothing: float = experiment(0.0)
+    aux_loss_weights: list[float] = experiment(factory=list)  # empty: the model's own aux_loss_weights
+    teacher: str = experiment("")  # checkpoint of a teacher for Hinton distillation
+    distill_temperature: float = experiment(4.0)
+    distill_alpha: float = experiment(0.9)  # weight of the distillation term; 1 - alpha on the hard labels
 
     # Execution.
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"               # bf16 autocast where the hardware has bf16 arithmetic
-    channels_last: bool = False
-    compile: bool = False
-    threads: int = 0                # torch threads per process (0: all cores, shared among local ranks)
-    deterministic: bool = False     # torch.use_deterministic_algorithms(True)
+    device: str = resumable("auto")
+    amp: str = execution("auto")  # bf16 autocast where the hardware has bf16 arithmetic
+    channels_last: bool = execution(False)
+    compile: bool = execution(False)
+    threads: int = resumable(0)  # torch threads per process (0: all cores, shared among local ranks)
+    deterministic: bool = execution(False)  # torch.use_deterministic_algorithms(True)
 
     # Run folder and output.
-    output: str = "runs"
-    run_name: str = ""              # default <model>-<dataset>-<YYYYmmdd-HHMMSS>
-    checkpoint_every_steps: int = 0  # also checkpoint inside epochs (0: at the end of each epoch only)
-    quiet: bool = False
-    report: bool = True
-    html: bool = False
-    tensorboard: bool = False
-
-    # Test hooks: stop as if interrupted after this many steps; make the loss NaN at this step.
-    stop_after_steps: int = 0
-    debug_nan_at_step: int = -1
+    output: str = resumable("runs")
+    run_name: str = execution("")  # default <model>-<dataset>-<YYYYmmdd-HHMMSS>
+    checkpoint_every_steps: int = resumable(0)  # also checkpoint inside epochs (0: at the end of each epoch only)
+    log_every_steps: int = resumable(50)  # a row of steps.csv (and TensorBoard's step curves) every N steps
+    quiet: bool = resumable(False)
+    report: bool = resumable(True)
+    html: bool = resumable(False)
+    tensorboard: bool = resumable(False)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 FIELD_TYPES = typing.get_type_hints(TrainConfig)
+FIELD_KINDS = {config_field.name: config_field.metadata["kind"] for config_field in dataclasses.fields(TrainConfig)}
+
+
+def fields_of_kind(*kinds: FieldKind) -> set[str]:
+    return {name for name, kind in FIELD_KINDS.items() if kind in kinds}
 
 
 def list_recipes() -> list[str]:
@@ -238,13 +268,19 @@ def load_config(recipe: str | None = None, overrides: dict | None = None) -> Tra
             if fnmatch.fnmatchcase(str(model), pattern):
                 apply(model_values, config, f"recipe {recipe}, [models.{pattern!r}]")
         config.recipe = recipe
+    apply_overrides(overrides, config)
+    validate(config)
+    return config
+
+
+def apply_overrides(overrides: dict, config: TrainConfig) -> TrainConfig:
+    """The command line over a recipe or a resumed run's config: a length given in epochs replaces one in
+    iterations, and the other way round."""
     if overrides.get("epochs"):
         config.iterations = 0
     if overrides.get("iterations"):
         config.epochs = 0
-    apply(overrides, config, "command line")
-    validate(config)
-    return config
+    return apply(overrides, config, "command line")
 
 
 def config_from_dict(values: dict) -> TrainConfig:
@@ -303,7 +339,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     _require(config.device in DEVICES, f"Unknown device {config.device!r}; use one of {', '.join(DEVICES)}.")
     _require(config.amp in AMP_MODES, f"amp must be one of {', '.join(AMP_MODES)}, got {config.amp!r}.")
     _require(config.threads >= 0, "threads cannot be negative (0 uses every core).")
-    _require(config.checkpoint_every_steps >= 0 and config.stop_after_steps >= 0,
-             "checkpoint_every_steps and stop_after_steps cannot be negative.")
+    _require(config.checkpoint_every_steps >= 0, "checkpoint_every_steps cannot be negative (0: only at epoch ends).")
+    _require(config.log_every_steps >= 1, f"log_every_steps must be at least 1, got {config.log_every_steps}.")
     check_augmentation(config.augmentation, "config")
     return config
