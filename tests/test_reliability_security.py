@@ -23,8 +23,8 @@ from papernets.data.catalog import CIFAR10_PYTHON
 from papernets.data.locate import extract_archive_folder, extract_tar_safely
 from papernets.data.readers import read_cifar_python
 from papernets.errors import CheckpointError, DatasetError
-from papernets.training import checkpoint
-from papernets.training.checkpoint import load_checkpoint
+from papernets.runs import checkpoint
+from papernets.runs.checkpoint import load_checkpoint
 from conftest import dataset_flags
 
 PACKAGE = Path(papernets.__file__).parent

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from papernets.analysis.predict import (MOST_CONFIDENT_MISTAKES, PREDICTIONS_FILE, Predictions,
-                                        most_confident_mistakes)
+from papernets.analysis.predict import MOST_CONFIDENT_MISTAKES, Predictions, most_confident_mistakes
 from papernets.analysis.report import write_comparison_report, write_report
-from papernets.analysis.run_folder import read_run
 from papernets.cli import main
+from papernets.runs.names import PREDICTIONS_FILE
+from papernets.runs.reader import read_run
 from conftest import dataset_flags
 
 pytestmark = pytest.mark.real_data("fashion-mnist")

@@ -20,10 +20,10 @@ from safetensors.torch import load_file
 
 from papernets.cli import main
 from papernets.errors import PapernetsError, TrainingError
-from papernets.training.checkpoint import load_checkpoint
+from papernets.runs.checkpoint import load_checkpoint
 from papernets.training.config import TrainConfig, validate
 from papernets.training.engine import TrainingInterrupted, train
-from papernets.training.run_folder import TIMING_COLUMNS
+from papernets.runs.names import TIMING_COLUMNS
 from conftest import dataset_flags
 from generated_data import generated_dataset
 
@@ -215,9 +215,9 @@ def test_unwritable_output_and_full_disk_are_reported_before_training(tmp_path, 
     blocker.write_text("not a folder")
     with pytest.raises(TrainingError, match="Cannot write to the output folder"):
         train(generated_config(blocker), dataset=generated_dataset())
-    from papernets.training import run_folder
+    from papernets.runs import writer
 
-    monkeypatch.setattr(run_folder.shutil, "disk_usage", lambda path: type("Usage", (), {"free": 10 * 2**20})())
+    monkeypatch.setattr(writer.shutil, "disk_usage", lambda path: type("Usage", (), {"free": 10 * 2**20})())
     with pytest.raises(TrainingError, match="MB free"):
         train(generated_config(tmp_path / "out"), dataset=generated_dataset())
     assert not (tmp_path / "out" / "run" / "metrics.csv").exists()
