@@ -15,7 +15,7 @@ from papernets.training.optim import LearningRateSchedule, build_optimizer, para
 
 PAPER_RECIPES = ["resnet-cifar-he2015", "vgg-simonyan2014", "googlenet-szegedy2014", "mobilenet-howard2017",
                  "lenet-lecun1998"]
-FAST_RECIPES = ["fast-fashion-mnist", "fast-mnist", "fast-cifar10", "fast-cifar100"]
+FAST_RECIPES = ["fast-fashion-mnist", "fast-mnist", "fast-mnist-1min", "fast-cifar10", "fast-cifar100"]
 
 
 def config(**fields) -> TrainConfig:
