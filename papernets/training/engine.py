@@ -29,7 +29,7 @@ from torch import nn
 
 from papernets.errors import ConfigError, TrainingError
 from papernets.training import checkpoint as checkpoints
-from papernets.training.config import TrainConfig, config_from_dict, validate
+from papernets.training.config import TrainConfig, check_augmentation_fits, config_from_dict, validate
 from papernets.training.distributed import Distributed, from_environment
 from papernets.training.losses import classification_loss, training_loss
 from papernets.training.optim import LearningRateSchedule, build_optimizer, set_lr
@@ -133,14 +133,17 @@ def prepare_data(config: TrainConfig, dataset=None, normalization: dict | None =
                         mean=list(normalization["mean"]), std=list(normalization["std"]))
 
 
-def augmentation_for(config: TrainConfig):
+def augmentation_for(config: TrainConfig, input_size: tuple[int, int, int]):
+    """The run's augmentation, refused before any batch is allocated if its padding or cutout exceeds the image."""
     from papernets.data import Augmentation, default_augmentation
 
     names = ("pad", "crop", "flip", "cutout")
-    if all(name in config.augmentation for name in names):
-        return Augmentation(**config.augmentation)
-    default = default_augmentation(config.dataset)
-    return Augmentation(**{**{name: getattr(default, name) for name in names}, **config.augmentation})
+    values = dict(config.augmentation)
+    if not all(name in values for name in names):
+        default = default_augmentation(config.dataset)
+        values = {**{name: getattr(default, name) for name in names}, **values}
+    check_augmentation_fits(values, input_size)
+    return Augmentation(**values)
 
 
 def evaluation_loader(split, data: PreparedData, config: TrainConfig, device: torch.device):
@@ -340,7 +343,8 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
 
     data = prepare_data(config, dataset, normalization=resume["normalization"] if resume else None)
     train_loader = BatchLoader(data.train.images, data.train.labels, batch_size=config.batch_size,
-                               seed=config.seed, augment=augmentation_for(config), mean=data.mean, std=data.std,
+                               seed=config.seed, augment=augmentation_for(config, data.input_size),
+                               mean=data.mean, std=data.std,
                                device=device, channels_last=config.channels_last, shuffle=True, drop_last=True)
     val_loader = evaluation_loader(data.val, data, config, device) if data.val is not None else None
     test_loader = evaluation_loader(data.test, data, config, device)
