@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from papernets.errors import PapernetsError
+from papernets.errors import PapernetsError, WriteError
 
 try:
     import fcntl
@@ -26,10 +26,6 @@ except ImportError:  # not POSIX: run folders are not locked against concurrent 
     fcntl = None
 
 DEFAULT_ADVICE = "free disk space or choose a writable folder"
-
-
-class WriteError(PapernetsError):
-    """A file papernets could not write: a read-only folder, a full disk, a name the file system refuses."""
 
 
 def write_failure(path: Path, error: OSError, advice: str = DEFAULT_ADVICE) -> WriteError:
@@ -45,8 +41,11 @@ def fsync_folder(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, advice: str = DEFAULT_ADVICE) -> Iterator[BinaryIO]:
-    """A binary file whose content replaces `path` whole when the block ends without an exception."""
+def atomic_write(path: str | Path, advice: str = DEFAULT_ADVICE, keep_previous: Path | None = None
+                 ) -> Iterator[BinaryIO]:
+    """A binary file whose content replaces `path` whole when the block ends without an exception; with
+    `keep_previous`, the file being replaced is first renamed to that name (a crash between the two renames
+    leaves the previous copy, never nothing)."""
     path = Path(path)
     try:
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -57,6 +56,8 @@ def atomic_write(path: str | Path, advice: str = DEFAULT_ADVICE) -> Iterator[Bin
             yield file
             file.flush()
             os.fsync(file.fileno())
+        if keep_previous is not None and os.path.lexists(path):
+            os.replace(path, keep_previous)
         os.replace(temporary, path)
         fsync_folder(path.parent)
     except OSError as error:

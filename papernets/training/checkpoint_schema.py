@@ -3,14 +3,16 @@
 The checksum proves a file undamaged, not that papernets wrote it: a file with a valid checksum may still miss a
 field, hold a string for the epoch, three class names for ten classes or a standard deviation of 0. Each such
 file is refused here with one sentence naming the field, before a model is built or a run resumed. What can
-only be checked against a built model (weight and optimizer-state shapes) is checked in `restore_training`.
+only be checked against a built model (weight and optimizer-state shapes) is checked in
+`checkpoint.restore_training` and `checkpoint.load_weights`; the config's values, by `config_from_dict` where a
+run is resumed or evaluated.
 """
 
 import math
 
 import torch
 
-from papernets.errors import CheckpointError, ConfigError
+from papernets.errors import CheckpointError
 
 MAX_CLASSES = 100_000   # ImageNet-21k has 21,841; a larger count would only allocate a huge head
 MAX_IMAGE_SIDE = 4096   # the most channels, rows or columns an input may declare
@@ -112,8 +114,6 @@ FIELDS = {
 def check_checkpoint(checkpoint: dict, where: str) -> None:
     """Every field present and well-formed, and the fields consistent with one another; else a CheckpointError
     naming the first problem (`where` names the file)."""
-    from papernets.training.config import config_from_dict
-
     def refuse(problem: str):
         raise CheckpointError(f"{where} {problem}; use a file written by `papernets train`, or resume from an "
                               "earlier checkpoint.")
@@ -130,13 +130,11 @@ def check_checkpoint(checkpoint: dict, where: str) -> None:
                f"and {len(normalization['mean'])} normalization means")
     if len(checkpoint["class_names"]) != checkpoint["num_classes"]:
         refuse(f"names {len(checkpoint['class_names'])} classes for num_classes {checkpoint['num_classes']}")
-    try:
-        config = config_from_dict(checkpoint["config"])
-    except ConfigError as error:
-        refuse(f"holds a config papernets cannot use ({error})")
-    if (config.model, config.dataset) != (checkpoint["model"], checkpoint["dataset"]):
-        refuse(f"trains {checkpoint['model']} on {checkpoint['dataset']} but its config says {config.model} on "
-               f"{config.dataset}")
-    group_key = OPTIMIZER_GROUP_KEYS.get(config.optimizer)
-    if not all(group_key in group for group in checkpoint["optimizer_state"]["param_groups"]):
-        refuse(f"holds the state of another optimizer than its config's {config.optimizer}")
+    config = checkpoint["config"]
+    if (config.get("model"), config.get("dataset")) != (checkpoint["model"], checkpoint["dataset"]):
+        refuse(f"trains {checkpoint['model']} on {checkpoint['dataset']} but its config says {config.get('model')} "
+               f"on {config.get('dataset')}")
+    optimizer = config.get("optimizer")
+    if optimizer not in OPTIMIZER_GROUP_KEYS or not all(OPTIMIZER_GROUP_KEYS[optimizer] in group
+                                                        for group in checkpoint["optimizer_state"]["param_groups"]):
+        refuse(f"holds the state of another optimizer than its config's {optimizer}")

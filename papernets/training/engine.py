@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from papernets.errors import ConfigError, TrainingError
+from papernets.files import RunLock, write_bytes
 from papernets.training import checkpoint as checkpoints
 from papernets.training.config import TrainConfig, check_augmentation_fits, config_from_dict, validate
 from papernets.training.distributed import Distributed, from_environment
@@ -35,8 +36,9 @@ from papernets.training.losses import classification_loss, training_loss
 from papernets.training.optim import LearningRateSchedule, build_optimizer, set_lr
 from papernets.training.progress import Progress
 from papernets.training.run_folder import (BEST_CHECKPOINT, CONFIG_FILE, ENVIRONMENT_FILE, LAST_CHECKPOINT,
-                                           METRICS_FILE, SUMMARY_FILE, default_run_name, environment,
-                                           prepare_run_folder, write_json, write_metrics)
+                                           METRICS_FILE, RUN_FOLDER_ADVICE, SUMMARY_FILE, create_run_folder,
+                                           default_run_name, environment, prepare_run_folder, write_json,
+                                           write_metrics)
 
 PROGRESS_REFRESH_STEPS = 20
 
@@ -318,7 +320,16 @@ def checkpoint_payload(config: TrainConfig, data: PreparedData, model: nn.Module
 
 def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_dir: Path | None = None) -> Path:
     """Train as `config` says and return the run folder. `resume` is a verified checkpoint to continue from
-    (its run folder is `run_dir`); `dataset` replaces loading `config.dataset` (tests use generated data)."""
+    (its run folder is `run_dir`); `dataset` replaces loading `config.dataset` (tests use generated data).
+    The run folder is locked from when it is known until training ends, so a second process that would write
+    into it (a concurrent `--resume`) stops with one sentence."""
+    with contextlib.ExitStack() as held:
+        return train_holding(config, held, dataset=dataset, resume=resume, run_dir=run_dir)
+
+
+def train_holding(config: TrainConfig, held: contextlib.ExitStack, *, dataset=None, resume: dict | None = None,
+                  run_dir: Path | None = None) -> Path:
+    """`train`, with the run folder's lock entered into `held`."""
     validate(config)
     progress = Progress(enabled=not config.quiet)
     teacher_checkpoint = checkpoints.load_checkpoint(config.teacher) if config.teacher else None
@@ -369,23 +380,25 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
     schedule = LearningRateSchedule(config, steps_per_epoch, total_steps)
     state = LoopState(epoch_sums=[0.0, 0.0, 0.0], metrics_rows=[])
     if resume:
-        model.load_state_dict(resume["model_state"])
-        optimizer.load_state_dict(resume["optimizer_state"])
-        schedule.load_state_dict(resume["schedule_state"])
+        checkpoints.restore_training(resume, model, optimizer, schedule)
         state = LoopState(epoch=resume["epoch"], step=resume["step"], global_step=resume["global_step"],
                           epoch_sums=list(resume["epoch_sums"]), metrics_rows=list(resume["metrics_rows"]),
                           best_val_accuracy=resume["best_val_accuracy"], best_epoch=resume["best_epoch"],
                           train_seconds=resume["train_seconds"])
-        checkpoints.restore_rng_state(resume["rng"])
     forward_model = distributed.wrap(model, device)
     if config.compile:
         forward_model = torch.compile(forward_model)
 
     # 4. The run folder (rank 0 writes; every rank learns its name).
     if distributed.is_main:
-        run_dir = prepare_run_folder(*((run_dir.parent, run_dir.name) if run_dir
-                                       else (config.output, config.run_name or
-                                             default_run_name(config.model, config.dataset))))
+        if run_dir is None:
+            run_dir = create_run_folder(config.output, config.run_name or
+                                        default_run_name(config.model, config.dataset, config.seed),
+                                        explicit=bool(config.run_name))
+            held.enter_context(RunLock(run_dir))
+        else:
+            held.enter_context(RunLock(run_dir))
+            prepare_run_folder(run_dir)
         write_json(run_dir / CONFIG_FILE, config.to_dict())
         write_json(run_dir / ENVIRONMENT_FILE, environment(device, amp_dtype, threads, distributed.world_size))
         write_metrics(run_dir / METRICS_FILE, state.metrics_rows)
@@ -499,7 +512,7 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
             # best.pt before last.pt: a run that dies between the two resumes from the older last.pt and writes
             # best.pt again, whereas the other order would leave a last.pt that names a best epoch best.pt lacks.
             if improved:
-                save(best_path, keep_previous=False)
+                save(best_path)
             save(last_path)
             if distributed.is_main:
                 write_metrics(run_dir / METRICS_FILE, state.metrics_rows)
@@ -520,7 +533,13 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
             save(best_path, keep_previous=False)
     distributed.barrier()  # best.pt is complete before any rank reads it
     if state.best_epoch is not None:
-        model.load_state_dict(checkpoints.load_checkpoint(best_path)["model_state"])
+        best = checkpoints.load_best(best_path, warn=progress.message)
+        if best is None:  # best.pt and its previous copy both damaged: best.pt is rebuilt from the final weights
+            state.best_val_accuracy, state.best_epoch = final_val_accuracy, state.epoch
+            save(best_path, keep_previous=False)
+        else:
+            model.load_state_dict(best["model_state"])
+            state.best_val_accuracy, state.best_epoch = best["best_val_accuracy"], best["best_epoch"]
     test_loss, test_accuracy = evaluate(model, test_loader, device=device, amp_dtype=amp_dtype,
                                         tta_flip=config.eval_tta_flip, distributed=distributed)
     if distributed.is_main:
@@ -546,11 +565,10 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
 def save_safetensors(model_state: dict, path: Path):
     """Written whole under a temporary name and renamed, like every file of the run folder: a run killed
     mid-write leaves no half file under the final name."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    temporary = path.with_name(f".{path.name}.tmp")
-    save_file({name: tensor.detach().cpu().contiguous() for name, tensor in model_state.items()}, str(temporary))
-    os.replace(temporary, path)
+    write_bytes(path, save({name: tensor.detach().cpu().contiguous() for name, tensor in model_state.items()}),
+                RUN_FOLDER_ADVICE)
 
 
 def write_run_report(run_dir: Path, html: bool, progress: Progress):
