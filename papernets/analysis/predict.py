@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from papernets.analysis.run_folder import BEST_CHECKPOINT, Run, RunFolderError
 from papernets.errors import PapernetsError
+from papernets.files import atomic_write
 
 PREDICTIONS_FILE = "predictions.npz"
 EVALUATION_BATCH_SIZE = 500
@@ -164,11 +165,10 @@ class Predictions:
     mistake_images: np.ndarray   # uint8 (M, C, H, W)
 
     def save(self, path: Path) -> None:
-        temporary = path.with_name(path.name + ".partial.npz")
-        np.savez_compressed(temporary, probs=self.probs, labels=self.labels,
-                            class_names=np.array(self.class_names), mistake_indices=self.mistake_indices,
-                            mistake_images=self.mistake_images)
-        temporary.replace(path)
+        with atomic_write(path, "free disk space or make the run folder writable") as file:
+            np.savez_compressed(file, probs=self.probs, labels=self.labels,
+                                class_names=np.array(self.class_names), mistake_indices=self.mistake_indices,
+                                mistake_images=self.mistake_images)
 
     @classmethod
     def load(cls, path: Path) -> "Predictions":

@@ -232,13 +232,11 @@ def apply(values: dict, config: TrainConfig, origin: str) -> TrainConfig:
             value = {**config.augmentation, **check_augmentation(value, origin)}
         elif name == "model_options":
             value = {**config.model_options, **check_model_options(value, origin)}
-        value = check_type(f"{origin}: {name}", value, FIELD_TYPES[name])
-        check_range(name, value, origin)
-        setattr(config, name, value)
+        setattr(config, name, check_type(f"{origin}: {name}", value, FIELD_TYPES[name]))
     return config
 
 
-def check_range(name: str, value, origin: str) -> None:
+def check_range(name: str, value, origin: str = "config") -> None:
     """A value within its field's range (every item of a list field); a path short enough for the file system."""
     if name in FIELD_RANGES and value is not None:
         low, high = FIELD_RANGES[name]
@@ -379,4 +377,6 @@ def validate(config: TrainConfig) -> TrainConfig:
     _require(config.checkpoint_every_steps >= 0 and config.stop_after_steps >= 0,
              "checkpoint_every_steps and stop_after_steps cannot be negative.")
     check_augmentation(config.augmentation, "config")
+    for name, value in config.to_dict().items():
+        check_range(name, value)
     return config

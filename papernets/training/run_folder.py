@@ -65,7 +65,7 @@ def create_run_folder(output_root: str | Path, run_name: str, explicit: bool) ->
                     raise TrainingError(f"The run folder {run_dir} already exists; pass another --set run_name, or "
                                         f"--resume {run_dir} to continue that run.") from None
     except OSError as error:
-        raise TrainingError(f"Cannot create a run folder under {root} ({error.strerror or error}); "
+        raise TrainingError(f"Cannot write to the output folder {root} ({error.strerror or error}); "
                             "pass a writable folder with --output.") from None
     raise TrainingError(f"{MAX_NAME_SUFFIX} run folders named {run_name} exist under {root}; pass another --output.")
 
