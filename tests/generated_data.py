@@ -34,7 +34,7 @@ def valid_checkpoint(global_step: int = 0, num_classes: int = 4, size: int = 12,
     import torch
 
     from papernets.models import create_model
-    from papernets.training.checkpoint import capture_rng_state
+    from papernets.runs.checkpoint import capture_rng_state
     from papernets.training.config import load_config
 
     torch.manual_seed(seed)

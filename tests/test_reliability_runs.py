@@ -29,12 +29,12 @@ from papernets.cli import main
 from papernets.data.readers import read_idx
 from papernets.errors import CheckpointError, ModelError, PapernetsError, TrainingError, WriteError
 from papernets.files import RunFolderBusy, RunLock, atomic_write, write_text
-from papernets.training import checkpoint as checkpoints
-from papernets.training.checkpoint import (load_checkpoint, model_from_checkpoint, previous_path, restore_training,
-                                           save_checkpoint)
+from papernets.runs import checkpoint as checkpoints
+from papernets.runs.checkpoint import (load_checkpoint, model_from_checkpoint, previous_path, restore_training,
+                                       save_checkpoint)
+from papernets.runs.writer import create_run_folder, write_json, write_metrics
 from papernets.training.config import config_from_dict, load_config
 from papernets.training.engine import train
-from papernets.training.run_folder import create_run_folder, write_json, write_metrics
 
 PROPERTY = settings(max_examples=30, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -185,7 +185,7 @@ def test_class_6_a_new_run_never_gets_a_folder_that_exists(tmp_path_factory, lau
     claimed = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("time.strftime", lambda *args: "20261202-091500")  # every launch in the same second
-        from papernets.training.run_folder import default_run_name
+        from papernets.runs.writer import default_run_name
 
         for name, seed in launches:
             existed = sorted(root.iterdir())
@@ -202,7 +202,7 @@ def test_class_6_a_new_run_never_gets_a_folder_that_exists(tmp_path_factory, lau
 
 
 def test_class_6_runs_started_together_with_different_seeds_get_three_folders(tmp_path, monkeypatch):
-    from papernets.training.run_folder import default_run_name
+    from papernets.runs.writer import default_run_name
 
     monkeypatch.setattr("time.strftime", lambda *args: "20261202-091500")
     folders, barrier = [], threading.Barrier(6)
@@ -309,7 +309,7 @@ PLANTED = [".config.json.tmp", ".metrics.csv.tmp", ".write-test", "report.md", "
 
 
 def write_everything(run_dir: Path) -> None:
-    from papernets.training.run_folder import prepare_run_folder
+    from papernets.runs.writer import prepare_run_folder
 
     prepare_run_folder(run_dir)
     write_json(run_dir / "config.json", {"model": "lenet5_modern"})

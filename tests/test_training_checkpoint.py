@@ -8,10 +8,10 @@ import torch
 
 from generated_data import valid_checkpoint
 from papernets.errors import CheckpointError, WriteError
-from papernets.training import checkpoint
-from papernets.training.checkpoint import (capture_rng_state, load_checkpoint, load_newest_valid,
-                                           model_from_checkpoint, previous_path, restore_rng_state,
-                                           save_checkpoint)
+from papernets.runs import checkpoint
+from papernets.runs.checkpoint import (capture_rng_state, load_checkpoint, load_newest_valid,
+                                       model_from_checkpoint, previous_path, restore_rng_state,
+                                       save_checkpoint)
 
 
 def payload(global_step: int) -> dict:

@@ -28,7 +28,7 @@ from torch import nn
 
 from papernets.errors import CheckpointError
 from papernets.files import atomic_write, remove_stale_temporaries, write_failure
-from papernets.training.checkpoint_schema import check_checkpoint
+from papernets.runs.checkpoint_schema import check_checkpoint
 
 FORMAT = "papernets-checkpoint-1"
 

@@ -3,7 +3,7 @@
 Each file goes through `papernets.files.atomic_write`, so a reader never sees half a file and a link planted in
 the folder is replaced, never written through. A new run claims a folder of its own with `mkdir` (atomic: two
 runs started in the same second get different folders); only `--resume` reopens an existing one.
-`papernets.analysis.run_folder` reads what this module writes.
+`papernets.runs.reader` reads what this module writes; the names of the files are in `papernets.runs.names`.
 """
 
 import csv
@@ -22,19 +22,10 @@ import torch
 
 from papernets.errors import CheckpointError, TrainingError
 from papernets.files import atomic_write, write_text
+from papernets.hardware import cpu_model
+from papernets.runs.names import CHECKPOINTS, CONFIG_FILE, METRICS_COLUMNS
 
-METRICS_COLUMNS = ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s",
-                   "seconds")
-TIMING_COLUMNS = ("images_per_s", "seconds")  # differ between an interrupted-and-resumed run and a straight one
 MINIMUM_FREE_BYTES = 100 * 1024 * 1024
-CHECKPOINTS = "checkpoints"
-# The run folder's files (docs/ARCHITECTURE.md, "Training"); papernets.analysis.run_folder reads the same names.
-CONFIG_FILE = "config.json"
-ENVIRONMENT_FILE = "env.json"
-METRICS_FILE = "metrics.csv"
-SUMMARY_FILE = "summary.json"
-LAST_CHECKPOINT = Path(CHECKPOINTS, "last.pt")
-BEST_CHECKPOINT = Path(CHECKPOINTS, "best.pt")
 
 
 RUN_FOLDER_ADVICE = "free disk space or pass a writable folder with --output"
@@ -137,16 +128,6 @@ def write_metrics(path: Path, rows: list[dict]):
     write_text(path, buffer.getvalue(), RUN_FOLDER_ADVICE)
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def code_version() -> dict:
     """The git commit of the papernets checkout (and whether it had local changes), else the package version."""
     from importlib.metadata import PackageNotFoundError, version
@@ -174,11 +155,11 @@ def environment(device: torch.device, amp_dtype: torch.dtype | None, threads: in
         "torchvision": torchvision.__version__,
         "numpy": np.__version__,
         "platform": platform.platform(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": threads,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_model(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
         "amp": str(amp_dtype).removeprefix("torch.") if amp_dtype else "off",
         "world_size": world_size,
         "command": sys.argv,
