@@ -124,10 +124,11 @@ def open_image_file(path: str | Path):
     except OSError as error:
         raise ImageFileError(f"Image file {path} cannot be opened ({error.strerror or error}); check the path.") \
             from None
-    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
         os.close(descriptor)
-        raise ImageFileError(f"{path} is not a regular file (a folder, pipe or device); pass image files (PNG or "
-                             "JPEG).")
+        kind = "a folder" if stat.S_ISDIR(mode) else "a pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device"
+        raise ImageFileError(f"{path} is {kind}, not an image file; pass image files (PNG or JPEG).")
     return os.fdopen(descriptor, "rb")
 
 
