@@ -1,5 +1,6 @@
 """Fuzzing in CI: a few hundred hypothesis-driven inputs over the targets of reliability/fuzz.py (IDX, CIFAR
-binary and python readers, tar extraction, checkpoint loader, recipe and --set loader). Each input must parse or
+binary and python readers, tar extraction, checkpoint loader and payload schema, image headers, recipe and --set
+loader, config ranges). Each input must parse or
 raise the target's documented error; the 100,000-input run is `reliability/fuzz.py` (docs/RELIABILITY.md).
 Below them, the inputs that crashed papernets before it was fixed, kept as regression tests."""
 
@@ -39,7 +40,7 @@ def assert_no_crash(target, value):
     assert fuzz.run_one(target, value) is None
 
 
-@pytest.mark.parametrize("name", ["idx", "cifar-binary", "cifar-python", "tar", "checkpoint"])
+@pytest.mark.parametrize("name", ["idx", "cifar-binary", "cifar-python", "tar", "checkpoint", "image-header"])
 @EXAMPLES
 @given(data=st.data())
 def test_mutated_files_parse_or_raise_the_documented_error(targets, name, data):
@@ -50,7 +51,8 @@ def test_mutated_files_parse_or_raise_the_documented_error(targets, name, data):
     assert_no_crash(target, value)
 
 
-@pytest.mark.parametrize("name", ["cifar-structured", "checkpoint-forged", "recipe", "overrides"])
+@pytest.mark.parametrize("name", ["cifar-structured", "checkpoint-forged", "checkpoint-schema", "recipe",
+                                  "overrides", "config-ranges"])
 @EXAMPLES
 @given(rng=st.randoms(use_true_random=False))
 def test_generated_inputs_parse_or_raise_the_documented_error(targets, name, rng):
