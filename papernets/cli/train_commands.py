@@ -128,7 +128,7 @@ def resumed_config(saved: dict, overrides: dict) -> TrainConfig:
 
 def run_train(args) -> int:
     from papernets.runs import checkpoint
-    from papernets.training.distributed import is_main_process
+    from papernets.distributed import is_main_process
     from papernets.training.engine import TrainingInterrupted, train
     from papernets.runs.writer import check_same_run
 
@@ -177,6 +177,7 @@ def run_eval(args) -> int:
         print(json.dumps(result, indent=2))
     else:
         print(f"{result['model']} on {result['dataset']} {result['split']}: accuracy {result['accuracy']:.4f} "
-              f"({result['correct']}/{result['images']}), loss {result['loss']:.4f}")
+              f"({result['correct']}/{result['images']}), top-5 {result['top5_accuracy']:.4f}, "
+              f"loss {result['loss']:.4f}")
     return 0
 
