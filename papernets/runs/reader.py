@@ -75,8 +75,8 @@ SUMMARY_FIELDS = {
     "epochs": (False, _is_whole), "iterations": (False, _is_whole), "best_val_accuracy": (False, _is_fraction),
     "best_epoch": (False, _is_whole), "final_val_accuracy": (False, _is_fraction), "test_loss": (False, _is_number),
     "test_top5_accuracy": (False, _is_fraction), "test_images": (False, _is_whole), "params": (False, _is_number),
-    "macs": (False, _is_number),
-    "images_per_s": (False, _is_number), "device": (False, lambda value: isinstance(value, str)),
+    "macs": (False, _is_number), "images_per_s": (False, _is_number),
+    "device": (False, lambda value: isinstance(value, str)),
     "precision": (False, lambda value: isinstance(value, str)), "world_size": (False, _is_whole),
 }
 CONFIG_FIELDS = {
