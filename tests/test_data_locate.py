@@ -262,6 +262,31 @@ def test_download_of_idx_files_with_good_checksums(tmp_path, monkeypatch, http_f
     assert sorted(path.name for path in cached_files(tmp_path)) == sorted(name for name, _ in downloads)
 
 
+def test_data_download_command_fetches_verifies_and_then_finds(tmp_path, monkeypatch, http_folder, capsys):
+    from papernets.cli import main
+
+    served, url = http_folder
+    write_mnist_folder(served, 12, 3)
+    downloads = tuple((path.name, md5_of(path)) for path in sorted(served.iterdir()))
+    small(monkeypatch, "mnist", 12, 3, mirrors=(url,), downloads=downloads)
+    cache = tmp_path / "xdg-cache" / "papernets" / "mnist"
+    assert main(["data", "download", "mnist"]) == 0
+    assert capsys.readouterr().out == f"mnist: 12 train + 3 test images in {cache} (cache)\n"
+    small(monkeypatch, "mnist", 12, 3, mirrors=(url + "gone/",), downloads=downloads)
+    assert main(["data", "download", "mnist"]) == 0  # found in the cache: nothing fetched
+    assert f"in {cache} (cache)" in capsys.readouterr().out
+
+
+def test_data_download_command_failure_is_one_line_and_exit_2(monkeypatch, http_folder, capsys):
+    from papernets.cli import main
+
+    _, url = http_folder
+    small(monkeypatch, "mnist", 12, 3, mirrors=(url + "nothing-here/",))
+    assert main(["data", "download", "mnist"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: Could not download") and error.count("\n") == 1
+
+
 def test_download_with_bad_checksum_leaves_nothing_in_the_cache(tmp_path, monkeypatch, http_folder):
     served, url = http_folder
     write_mnist_folder(served, 12, 3)
