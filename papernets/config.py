@@ -30,6 +30,26 @@ DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("auto", "bf16", "off")
 AUGMENTATION_FIELDS = {"pad": int, "crop": bool, "flip": bool, "cutout": int}
 
+# Ranges of the numeric fields, [low, high] inclusive: beyond them a value is a mistake, and some would allocate
+# gigabytes or crash a library (numpy seeds are 32-bit). Fields with a tighter rule are checked in `validate`.
+BILLION = 10**9
+FIELD_RANGES = {
+    "seed": (0, 2**32 - 1), "epochs": (0, 100_000), "iterations": (0, BILLION), "batch_size": (1, 65_536),
+    "val_size": (0, BILLION), "train_size": (0, BILLION), "test_size": (0, BILLION),
+    "lr": (0.0, 100.0), "momentum": (0.0, 1.0), "weight_decay": (0.0, 1.0), "depthwise_weight_decay": (0.0, 1.0),
+    "adam_betas": (0.0, 1.0), "rmsprop_decay": (0.0, 1.0), "optimizer_eps": (1e-30, 1.0),
+    "milestones": (1, BILLION), "lr_values": (0.0, 100.0), "gamma": (0.0, 1.0), "step_size": (0, BILLION),
+    "final_lr_fraction": (0.0, 1.0), "warmup_steps": (0, BILLION), "warmup_lr": (0.0, 100.0),
+    "plateau_patience": (1, 1_000_000), "plateau_max_reductions": (0, 1000), "label_smoothing": (0.0, 1.0),
+    "aux_loss_weights": (0.0, 100.0), "distill_temperature": (1e-3, 1000.0), "distill_alpha": (0.0, 1.0),
+    "threads": (0, 1024), "checkpoint_every_steps": (0, BILLION), "log_every_steps": (1, BILLION),
+}
+AUGMENTATION_RANGES = {"pad": (0, 64), "cutout": (0, 256)}  # pixels; also at most the image side (engine)
+MAX_PATH_CHARACTERS = 4096  # Linux PATH_MAX
+MAX_NAME_CHARACTERS = 200   # a file name component (the file system's limit is 255 bytes)
+# Options every model takes from the dataset, never from the config.
+DATASET_MODEL_OPTIONS = ("num_classes", "in_channels", "input_size")
+
 
 class FieldKind(enum.Enum):
     EXPERIMENT = "experiment"  # what is trained: compare groups runs by it; a resumed run keeps it
@@ -166,6 +186,8 @@ def read_recipe(recipe: str) -> dict:
         return tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"Recipe {path} cannot be read as TOML ({error}); fix the file.") from None
+    except RecursionError:  # arrays or tables nested thousands deep: no recipe looks like that
+        raise ConfigError(f"Recipe {path} nests arrays or tables too deeply to read; fix the file.") from None
 
 
 def _type_name(expected) -> str:
@@ -204,6 +226,8 @@ def parse_value(text: str):
         return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError:
+        raise ConfigError(f"--set value {text[:20]}... nests arrays too deeply; pass a flat value.") from None
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -236,9 +260,43 @@ def apply(values: dict, config: TrainConfig, origin: str) -> TrainConfig:
         if name == "augmentation":
             value = {**config.augmentation, **check_augmentation(value, origin)}
         elif name == "model_options":
-            value = {**config.model_options, **check_type(name, value, dict)}
+            value = {**config.model_options, **check_model_options(value, origin)}
         setattr(config, name, check_type(f"{origin}: {name}", value, FIELD_TYPES[name]))
     return config
+
+
+def check_range(name: str, value, origin: str = "config") -> None:
+    """A value within its field's range (every item of a list field); a path short enough for the file system."""
+    if name in FIELD_RANGES and value is not None:
+        low, high = FIELD_RANGES[name]
+        if any(not low <= item <= high for item in (value if isinstance(value, list) else [value])):
+            raise ConfigError(f"{origin}: {name} must lie in [{low}, {high}]; got {value!r}.")
+    if isinstance(value, str) and ("\0" in value or len(value) > MAX_PATH_CHARACTERS):
+        raise ConfigError(f"{origin}: {name} must be at most {MAX_PATH_CHARACTERS} characters without NUL; "
+                          f"got {len(value)} characters.")
+    if name == "output" and any(len(part.encode()) > MAX_NAME_CHARACTERS for part in Path(value).parts):
+        raise ConfigError(f"{origin}: every folder name in output must be at most {MAX_NAME_CHARACTERS} bytes; "
+                          "pass a shorter --output.")
+    if name == "run_name" and value and (len(value.encode()) > MAX_NAME_CHARACTERS or value in (".", "..")
+                                         or "/" in value or "\\" in value):
+        raise ConfigError(f"{origin}: run_name {value[:40]!r} must be one folder name inside --output (no '/', "
+                          f"not '.' or '..', at most {MAX_NAME_CHARACTERS} bytes); pass a plain name.")
+
+
+def check_model_options(values, origin: str) -> dict:
+    """Model options: names a model takes from its config, with plain values (a number, a string, a flag or a
+    flat list of them); the dataset's class count and image size are never options."""
+    values = check_type(f"{origin}: model_options", values, dict)
+    for name, value in values.items():
+        if name in DATASET_MODEL_OPTIONS:
+            raise ConfigError(f"{origin}: model_options.{name} comes from the dataset and cannot be set; drop it "
+                              "(choose the dataset with --dataset).")
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(item, (bool, int, float, str)) for item in items) or (
+                any(isinstance(item, float) and not math.isfinite(item) for item in items)):
+            raise ConfigError(f"{origin}: model_options.{name} must be a finite number, a string, true/false or a "
+                              f"flat list of them; got {str(value)[:40]}.")
+    return dict(values)
 
 
 def check_augmentation(values, origin: str) -> dict:
@@ -248,7 +306,19 @@ def check_augmentation(values, origin: str) -> dict:
         if name not in AUGMENTATION_FIELDS:
             raise ConfigError(f"{origin}: augmentation.{name} is unknown; use {', '.join(AUGMENTATION_FIELDS)}.")
         check_type(f"{origin}: augmentation.{name}", value, AUGMENTATION_FIELDS[name])
+        low, high = AUGMENTATION_RANGES.get(name, (value, value))
+        if not low <= value <= high:
+            raise ConfigError(f"{origin}: augmentation.{name} must lie in [{low}, {high}] pixels; got {value}.")
     return dict(values)
+
+
+def check_augmentation_fits(augmentation: dict, input_size: tuple[int, int, int]) -> None:
+    """Derived sizes, checked before a batch is allocated: padding and cutout no larger than the image."""
+    side = min(input_size[1:])
+    for name in AUGMENTATION_RANGES:
+        if augmentation.get(name, 0) > side:
+            raise ConfigError(f"augmentation.{name} is {augmentation[name]} pixels, more than the {side}-pixel "
+                              f"images; pass at most {side}.")
 
 
 def load_config(recipe: str | None = None, overrides: dict | None = None) -> TrainConfig:
@@ -340,6 +410,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     _require(config.amp in AMP_MODES, f"amp must be one of {', '.join(AMP_MODES)}, got {config.amp!r}.")
     _require(config.threads >= 0, "threads cannot be negative (0 uses every core).")
     _require(config.checkpoint_every_steps >= 0, "checkpoint_every_steps cannot be negative (0: only at epoch ends).")
-    _require(config.log_every_steps >= 1, f"log_every_steps must be at least 1, got {config.log_every_steps}.")
     check_augmentation(config.augmentation, "config")
+    for name, value in config.to_dict().items():
+        check_range(name, value)
     return config

@@ -121,11 +121,11 @@ def test_environment_root_itself_is_not_taken_for_a_data_set(tmp_path, monkeypat
 def test_not_found_message_names_places_and_the_three_fixes(tmp_path, monkeypatch):
     monkeypatch.setenv("PAPERNETS_DATA", str(tmp_path / "environment"))
     with pytest.raises(DatasetError) as caught:
-        load_dataset("fashion-mnist", data_dir=tmp_path)
+        load_dataset("fashion-mnist")
     message = str(caught.value)
     assert "\n" not in message and message.count(";") == 1
     for expected in (
-        f"--data-dir {tmp_path}", f"PAPERNETS_DATA={tmp_path / 'environment'}", str(tmp_path / "system"),
+        f"PAPERNETS_DATA={tmp_path / 'environment'}", str(tmp_path / "system"),
         str(tmp_path / "xdg-cache" / "papernets"), "pass --data-dir DIR", "set PAPERNETS_DATA=DIR",
         "apt-get install dataset-fashion-mnist", "pass --download",
     ):
@@ -198,10 +198,19 @@ def test_unsafe_tar_members_are_refused_and_nothing_is_extracted(tmp_path, membe
 
 
 def test_safe_tar_is_extracted(tmp_path):
-    archive = tar_with([file_member("cifar-10-batches-py/data_batch_1"),
-                        link_member("cifar-10-batches-py/alias", "data_batch_1")], tmp_path / "good.tar.gz")
+    archive = tar_with([file_member("cifar-10-batches-py/data_batch_1")], tmp_path / "good.tar.gz")
     extract_tar_safely(archive, tmp_path)
     assert (tmp_path / "cifar-10-batches-py" / "data_batch_1").read_bytes() == b"x"
+
+
+def test_a_link_even_inside_the_folder_refuses_the_archive(tmp_path):
+    """The genuine releases hold no links, so none is extracted (issue 17: a symlink chain past PATH_MAX
+    passed both the lexical check and tarfile's data filter)."""
+    archive = tar_with([file_member("cifar-10-batches-py/data_batch_1"),
+                        link_member("cifar-10-batches-py/alias", "data_batch_1")], tmp_path / "links.tar.gz")
+    with pytest.raises(DatasetError, match="is a link to 'data_batch_1'"):
+        extract_tar_safely(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_truncated_tar_is_a_dataset_error(tmp_path):

@@ -116,6 +116,7 @@ def run_train(args) -> int:
     from papernets.runs import checkpoint
     from papernets.distributed import is_main_process
     from papernets.training.engine import TrainingInterrupted, train
+    from papernets.runs.writer import check_same_run
 
     overrides = overrides_from(args)
     check_names(overrides.get("model"), overrides.get("dataset"))
@@ -125,6 +126,7 @@ def run_train(args) -> int:
             raise ConfigError("A resumed run keeps its recipe; drop --recipe or start a new run without --resume.")
         run_dir, checkpoint_path = resume_target(args.resume, overrides.get("output", TrainConfig.output))
         resume = checkpoint.load_newest_valid(checkpoint_path, warn=lambda line: print(line, file=sys.stderr))
+        check_same_run(run_dir, resume)
         config = resumed_config(resume["config"], overrides)
     else:
         recipe = args.recipe or default_recipe(overrides.get("dataset"))

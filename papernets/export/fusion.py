@@ -27,10 +27,11 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import fx, nn
 
 from papernets.errors import CheckpointError
+from papernets.files import write_bytes, write_failure
 from papernets.hardware import bf16_supported
 from papernets.models.registry import create_model
 
@@ -196,13 +197,12 @@ def export_model(model: nn.Module, path: str | Path, info: ExportInfo) -> Path:
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in folded.state_dict().items()}
     metadata = {"format": EXPORT_FORMAT, "info": json.dumps(info.__dict__), "folded": json.dumps(pairs)}
     path = Path(path)
+    advice = "choose a writable --output path"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(state, str(path), metadata=metadata)
     except OSError as error:
-        raise CheckpointError(f"Cannot write the exported model to {path} ({error.strerror}); "
-                              "choose a writable --output path.") from None
-    return path
+        raise write_failure(path, error, advice) from None
+    return write_bytes(path, save(state, metadata=metadata), advice)
 
 
 def load_exported(path: str | Path, *, dtype: str = "auto", channels_last: bool = True,

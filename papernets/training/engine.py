@@ -32,18 +32,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from papernets.config import TrainConfig, check_augmentation_fits, config_from_dict, validate
 from papernets.distributed import from_environment
 from papernets.errors import ConfigError, TrainingError
 from papernets.evaluation import Evaluation, autocast, evaluate
+from papernets.files import RunLock, write_bytes
 from papernets.hardware import bf16_supported
 from papernets.runs import checkpoint as checkpoints
 from papernets.runs.names import (BEST_CHECKPOINT, CONFIG_FILE, ENVIRONMENT_FILE, LAST_CHECKPOINT, METRICS_FILE,
                                   PREDICTIONS_FILE, SAFETENSORS_FILE, STEPS_FILE, SUMMARY_FILE)
 from papernets.runs.predictions import Predictions
 from papernets.runs.reader import read_run
-from papernets.runs.writer import (StepLog, default_run_name, environment, prepare_run_folder, write_json,
-                                   write_metrics)
-from papernets.config import TrainConfig, config_from_dict, validate
+from papernets.runs.writer import (RUN_FOLDER_ADVICE, StepLog, create_run_folder, default_run_name, environment,
+                                   prepare_run_folder, write_json, write_metrics)
 from papernets.training.losses import LossParts, training_loss
 from papernets.training.optim import LearningRateSchedule, build_optimizer, set_lr
 from papernets.training.progress import Progress
@@ -121,14 +122,17 @@ def prepare_data(config: TrainConfig, dataset=None, normalization: dict | None =
                         mean=list(normalization["mean"]), std=list(normalization["std"]))
 
 
-def augmentation_for(config: TrainConfig):
+def augmentation_for(config: TrainConfig, input_size: tuple[int, int, int]):
+    """The run's augmentation, refused before any batch is allocated if its padding or cutout exceeds the image."""
     from papernets.data import Augmentation, default_augmentation
 
     names = ("pad", "crop", "flip", "cutout")
-    if all(name in config.augmentation for name in names):
-        return Augmentation(**config.augmentation)
-    default = default_augmentation(config.dataset)
-    return Augmentation(**{**{name: getattr(default, name) for name in names}, **config.augmentation})
+    values = dict(config.augmentation)
+    if not all(name in values for name in names):
+        default = default_augmentation(config.dataset)
+        values = {**{name: getattr(default, name) for name in names}, **values}
+    check_augmentation_fits(values, input_size)
+    return Augmentation(**values)
 
 
 def evaluation_loader(split, data: PreparedData, config: TrainConfig, device: torch.device):
@@ -356,7 +360,16 @@ def step_row(state: LoopState, epoch: int, lr: float, loss: LossParts, sums: tor
 
 def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_dir: Path | None = None) -> Path:
     """Train as `config` says and return the run folder. `resume` is a verified checkpoint to continue from
-    (its run folder is `run_dir`); `dataset` replaces loading `config.dataset` (tests use generated data)."""
+    (its run folder is `run_dir`); `dataset` replaces loading `config.dataset` (tests use generated data).
+    The run folder is locked from when it is known until training ends, so a second process that would write
+    into it (a concurrent `--resume`) stops with one sentence."""
+    with contextlib.ExitStack() as held:
+        return train_holding(config, held, dataset=dataset, resume=resume, run_dir=run_dir)
+
+
+def train_holding(config: TrainConfig, held: contextlib.ExitStack, *, dataset=None, resume: dict | None = None,
+                  run_dir: Path | None = None) -> Path:
+    """`train`, with the run folder's lock entered into `held`."""
     validate(config)
     progress = Progress(enabled=not config.quiet)
     teacher_checkpoint = checkpoints.load_checkpoint(config.teacher) if config.teacher else None
@@ -381,7 +394,8 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
 
     data = prepare_data(config, dataset, normalization=resume["normalization"] if resume else None)
     train_loader = BatchLoader(data.train.images, data.train.labels, batch_size=config.batch_size,
-                               seed=config.seed, augment=augmentation_for(config), mean=data.mean, std=data.std,
+                               seed=config.seed, augment=augmentation_for(config, data.input_size),
+                               mean=data.mean, std=data.std,
                                device=device, channels_last=config.channels_last, shuffle=True, drop_last=True)
     val_loader = evaluation_loader(data.val, data, config, device) if data.val is not None else None
     test_loader = evaluation_loader(data.test, data, config, device)
@@ -406,23 +420,25 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
     schedule = LearningRateSchedule(config, steps_per_epoch, total_steps)
     state = LoopState(epoch_sums=[0.0, 0.0, 0.0], metrics_rows=[])
     if resume:
-        model.load_state_dict(resume["model_state"])
-        optimizer.load_state_dict(resume["optimizer_state"])
-        schedule.load_state_dict(resume["schedule_state"])
+        checkpoints.restore_training(resume, model, optimizer, schedule)
         state = LoopState(epoch=resume["epoch"], step=resume["step"], global_step=resume["global_step"],
                           epoch_sums=list(resume["epoch_sums"]), metrics_rows=list(resume["metrics_rows"]),
                           best_val_accuracy=resume["best_val_accuracy"], best_epoch=resume["best_epoch"],
                           train_seconds=resume["train_seconds"])
-        checkpoints.restore_rng_state(resume["rng"])
     forward_model = distributed.wrap(model, device)
     if config.compile:
         forward_model = torch.compile(forward_model)
 
     # 4. The run folder (rank 0 writes; every rank learns its name).
     if distributed.is_main:
-        run_dir = prepare_run_folder(*((run_dir.parent, run_dir.name) if run_dir
-                                       else (config.output, config.run_name or
-                                             default_run_name(config.model, config.dataset))))
+        if run_dir is None:
+            run_dir = create_run_folder(config.output, config.run_name or
+                                        default_run_name(config.model, config.dataset, config.seed),
+                                        explicit=bool(config.run_name))
+            held.enter_context(RunLock(run_dir))
+        else:
+            held.enter_context(RunLock(run_dir))
+            prepare_run_folder(run_dir)
         write_json(run_dir / CONFIG_FILE, config.to_dict())
         write_json(run_dir / ENVIRONMENT_FILE, environment(device, amp_dtype, threads, distributed.world_size))
         write_metrics(run_dir / METRICS_FILE, state.metrics_rows)
@@ -523,7 +539,7 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
             # best.pt before last.pt: a run that dies between the two resumes from the older last.pt and writes
             # best.pt again, whereas the other order would leave a last.pt that names a best epoch best.pt lacks.
             if improved:
-                save(best_path, keep_previous=False)
+                save(best_path)
             save(last_path)
             if distributed.is_main:
                 write_metrics(run_dir / METRICS_FILE, state.metrics_rows)
@@ -545,7 +561,13 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
             save(best_path, keep_previous=False)
     distributed.barrier()  # best.pt is complete before any rank reads it
     if state.best_epoch is not None:
-        model.load_state_dict(checkpoints.load_checkpoint(best_path)["model_state"])
+        best = checkpoints.load_best(best_path, warn=progress.message)
+        if best is None:  # best.pt and its previous copy both damaged: best.pt is rebuilt from the final weights
+            state.best_val_accuracy, state.best_epoch = final_val_accuracy, state.epoch
+            save(best_path, keep_previous=False)
+        else:
+            model.load_state_dict(best["model_state"])
+            state.best_val_accuracy, state.best_epoch = best["best_val_accuracy"], best["best_epoch"]
     test = evaluate(model, test_loader, device=device, amp_dtype=amp_dtype, tta_flip=config.eval_tta_flip,
                     distributed=distributed, keep_probabilities=True)
     if distributed.is_main:
@@ -572,11 +594,10 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
 def save_safetensors(model_state: dict, path: Path):
     """Written whole under a temporary name and renamed, like every file of the run folder: a run killed
     mid-write leaves no half file under the final name."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    temporary = path.with_name(f".{path.name}.tmp")
-    save_file({name: tensor.detach().cpu().contiguous() for name, tensor in model_state.items()}, str(temporary))
-    os.replace(temporary, path)
+    write_bytes(path, save({name: tensor.detach().cpu().contiguous() for name, tensor in model_state.items()}),
+                RUN_FOLDER_ADVICE)
 
 
 def tensorboard_writer(run_dir: Path):
