@@ -297,6 +297,18 @@ def test_download_with_bad_checksum_leaves_nothing_in_the_cache(tmp_path, monkey
     assert cached_files(tmp_path) == []
 
 
+def test_a_mirror_sending_more_than_the_published_size_is_cut_off(tmp_path, monkeypatch, http_folder):
+    """Issue 17: a hostile mirror got 400 MiB accepted for a 10 MB file before the MD5 refused it."""
+    served, url = http_folder
+    write_mnist_folder(served, 12, 3)
+    downloads = tuple((path.name, md5_of(path)) for path in sorted(served.iterdir()))
+    (served / "train-images-idx3-ubyte.gz").write_bytes(bytes(3 * 2**20))  # the mirror sends 3 MB instead
+    small(monkeypatch, "mnist", 12, 3, mirrors=(url,), downloads=downloads, largest_download=2**20)
+    with pytest.raises(DatasetError, match=r"sent more than 1,048,576 bytes, more than the published file"):
+        load_dataset("mnist", download=True)
+    assert not any(path.stat().st_size > 2**20 for path in cached_files(tmp_path))
+
+
 def test_download_from_unreachable_mirror_says_so(tmp_path, monkeypatch, http_folder):
     _, url = http_folder
     small(monkeypatch, "fashion-mnist", 12, 3, mirrors=(url + "nowhere/",))

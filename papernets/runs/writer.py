@@ -14,6 +14,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from papernets.errors import CheckpointError, TrainingError
-from papernets.files import atomic_write, write_text
+from papernets.files import write_text
 from papernets.hardware import cpu_model
 from papernets.runs.names import CHECKPOINTS, CONFIG_FILE, METRICS_COLUMNS, STEP_COLUMNS
 
@@ -50,7 +51,7 @@ def create_run_folder(output_root: str | Path, run_name: str, explicit: bool) ->
             run_dir = root / (run_name if suffix == 1 else f"{run_name}-{suffix}")
             try:
                 run_dir.mkdir()
-                return prepare_run_folder(run_dir)
+                return run_dir
             except FileExistsError:
                 if explicit:
                     raise TrainingError(f"The run folder {run_dir} already exists; pass another --set run_name, or "
@@ -65,9 +66,8 @@ def prepare_run_folder(run_dir: Path) -> Path:
     """An existing run folder made ready: its checkpoints folder, a write test, enough free disk."""
     try:
         (run_dir / CHECKPOINTS).mkdir(exist_ok=True)
-        with atomic_write(run_dir / ".write-test", RUN_FOLDER_ADVICE):
+        with tempfile.TemporaryFile(dir=run_dir):  # a nameless file: nothing planted in the folder is opened
             pass
-        (run_dir / ".write-test").unlink()
     except OSError as error:
         raise TrainingError(f"Cannot write to the output folder {run_dir} ({error.strerror or error}); "
                             "pass a writable folder with --output.") from None

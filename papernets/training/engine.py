@@ -435,10 +435,8 @@ def train_holding(config: TrainConfig, held: contextlib.ExitStack, *, dataset=No
             run_dir = create_run_folder(config.output, config.run_name or
                                         default_run_name(config.model, config.dataset, config.seed),
                                         explicit=bool(config.run_name))
-            held.enter_context(RunLock(run_dir))
-        else:
-            held.enter_context(RunLock(run_dir))
-            prepare_run_folder(run_dir)
+        held.enter_context(RunLock(run_dir))
+        prepare_run_folder(run_dir)
         write_json(run_dir / CONFIG_FILE, config.to_dict())
         write_json(run_dir / ENVIRONMENT_FILE, environment(device, amp_dtype, threads, distributed.world_size))
         write_metrics(run_dir / METRICS_FILE, state.metrics_rows)
