@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -33,7 +34,7 @@ PHASES = ("starting", "training step", "evaluation", "checkpoint write", "final 
 AIMED_PHASES = PHASES[1:]
 TIMING_FIELDS = ("images_per_s", "seconds", "wall_seconds")
 PRELOAD = ["torch", "papernets.cli", "papernets.training.engine", "papernets.data", "papernets.models",
-           "papernets.analysis.summary"]
+           "papernets.models.summary"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ def _record_phases(phase, steps) -> None:
     always says which of PHASES the process is in, and `steps.value` counts the training steps this process
     began. The wrapped functions run unchanged."""
     from papernets.data import BatchLoader
-    from papernets.training import checkpoint, engine
+    from papernets.runs import checkpoint
+    from papernets.training import engine
 
     def entering(index: int, function, restore: bool = True):
         def wrapper(*args, **kwargs):
@@ -188,7 +190,7 @@ def differences(reference: Path, run_dir: Path) -> list[str]:
     from safetensors.torch import load_file
 
     from papernets.errors import PapernetsError
-    from papernets.training.checkpoint import load_checkpoint
+    from papernets.runs.checkpoint import load_checkpoint
 
     def same_tensors(first: dict, second: dict) -> bool:
         return first.keys() == second.keys() and all(
@@ -242,7 +244,7 @@ def checkpoint_files(run_dir: Path) -> list[Path]:
 
 def newest_step(run_dir: Path) -> str:
     from papernets.errors import CheckpointError
-    from papernets.training.checkpoint import load_newest_valid
+    from papernets.runs.checkpoint import load_newest_valid
 
     if not checkpoint_files(run_dir):
         return "none"
@@ -272,9 +274,12 @@ def run_trial(server: ProcessServer, workload: Workload, output: Path, name: str
                 trial.kills.append(Kill(round(time.perf_counter() - child.started, 3), doing, resumed,
                                         newest_step(run_dir), aimed=plan.phase is not None))
                 # Died before its first checkpoint: nothing to resume, so the run starts again (never with --resume,
-                # which refuses a run folder without a valid checkpoint).
+                # which refuses a run folder without a valid checkpoint), in a fresh folder, since `train` never
+                # reuses one.
                 resumed = bool(checkpoint_files(run_dir))
-                trial.restarts_from_scratch += not resumed
+                if not resumed:
+                    trial.restarts_from_scratch += 1
+                    shutil.rmtree(run_dir, ignore_errors=True)
                 continue
         process.join()
         trial.exit_code = process.exitcode

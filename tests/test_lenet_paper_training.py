@@ -10,12 +10,13 @@ from torch import nn
 from papernets.errors import ConfigError
 from papernets.models import create_model
 from papernets.models.lenet import EuclideanRBF, ScaledTanh
-from papernets.training.checkpoint import load_checkpoint
-from papernets.training.config import load_config
+from papernets.runs.checkpoint import load_checkpoint
+from papernets.config import load_config
 from papernets.training.engine import TrainingInterrupted, train
 from papernets.training.losses import map_loss, training_loss
 from papernets.training.sdlm import SDLM, estimate_curvature
 from generated_data import generated_dataset
+from training_seams import sigterm_during_step
 from test_training_engine import generated_config, read_metrics
 
 
@@ -99,8 +100,8 @@ def test_paper_training_learns_and_resumes_exactly(tmp_path):
     rows = read_metrics(whole)
     assert float(rows[-1]["val_acc"]) > 0.5 and float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
 
-    with pytest.raises(TrainingInterrupted):
-        train(paper_config(tmp_path / "parts", stop_after_steps=30), dataset=data)  # inside epoch 2
+    with sigterm_during_step(30), pytest.raises(TrainingInterrupted):
+        train(paper_config(tmp_path / "parts"), dataset=data)  # inside epoch 2
     resume = load_checkpoint(tmp_path / "parts" / "run" / "checkpoints" / "last.pt")
     resumed = train(paper_config(tmp_path / "parts"), dataset=data, resume=resume, run_dir=tmp_path / "parts" / "run")
     assert read_metrics(resumed) == rows

@@ -10,8 +10,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from papernets.errors import ModelError
 from papernets.models import create_model, get_model_entry, list_models
 from papernets.models.interop import load_torchvision_state_dict
+from papernets.models.layers import make_divisible
 from papernets.models.mobilenet_v1 import DepthwiseSeparableConv
-from papernets.models.mobilenet_v2 import make_divisible
 from papernets.models.mobilenet_v3 import SqueezeExcitation
 from weights_reference import randomized_torchvision
 

@@ -13,6 +13,7 @@ from papernets.errors import ConfigError
 from papernets.training.engine import TrainingInterrupted, train
 from papernets.training.reproduce import EXPERIMENTS, experiment_config, get_experiment, reproduce
 from test_data_readers import write_cifar_python_folder, write_mnist_folder
+from training_seams import sigterm_during_step
 from test_training_engine import read_metrics
 
 
@@ -58,8 +59,8 @@ def test_a_half_finished_reproduction_keeps_finished_runs_and_resumes_the_interr
     parts = tmp_path / "parts"
     reproduce(experiment, parts, seeds=1, quick=True, data_dir=str(mnist_files), log=lambda line: None)
     interrupted = dataclasses.replace(experiment_config(experiment, "lenet5", 1, quick=True, data_dir=str(mnist_files)),
-                                      output=str(parts), run_name="lenet5-seed1", report=False, stop_after_steps=10)
-    with pytest.raises(TrainingInterrupted):
+                                      output=str(parts), run_name="lenet5-seed1", report=False)
+    with sigterm_during_step(10), pytest.raises(TrainingInterrupted):
         train(interrupted, run_dir=parts / "lenet5-seed1")
     kept = (parts / "lenet5-seed0" / "summary.json").stat().st_mtime_ns
     lines = []

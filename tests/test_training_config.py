@@ -6,15 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from papernets.errors import ConfigError
-from papernets.training.config import (TrainConfig, list_recipes, load_config, parse_overrides, read_recipe,
+from papernets import stats
+from papernets.config import (TrainConfig, list_recipes, load_config, parse_overrides, read_recipe,
                                        validate)
+from papernets.errors import ConfigError
 from papernets.training.losses import classification_loss, distillation_divergence, training_loss
 from papernets.training.optim import LearningRateSchedule, build_optimizer, parameter_groups
 
 PAPER_RECIPES = ["resnet-cifar-he2015", "vgg-simonyan2014", "googlenet-szegedy2014", "mobilenet-howard2017",
                  "lenet-lecun1998"]
-FAST_RECIPES = ["fast-fashion-mnist", "fast-mnist", "fast-cifar10", "fast-cifar100"]
+FAST_RECIPES = ["fast-fashion-mnist", "fast-mnist", "fast-mnist-1min", "fast-cifar10", "fast-cifar100"]
 
 
 def config(**fields) -> TrainConfig:
@@ -26,7 +27,7 @@ def test_every_recipe_loads_validates_and_cites_its_source(recipe):
     assert recipe in list_recipes()
     loaded = load_config(recipe, {"dataset": "cifar10"})
     assert loaded.recipe == recipe and loaded.source
-    from papernets.training.config import RECIPES_DIR
+    from papernets.config import RECIPES_DIR
     first_line = (RECIPES_DIR / f"{recipe}.toml").read_text().splitlines()[0]
     assert first_line.startswith("#") and len(first_line) > 20
 
@@ -159,6 +160,21 @@ def test_losses_match_torch_and_distillation_kl_is_non_negative():
     expected_aux = (nn.functional.cross_entropy(logits, labels) + 0.3 * nn.functional.cross_entropy(logits * 2, labels)
                     + 0.3 * nn.functional.cross_entropy(logits * 3, labels))
     assert aux.total.item() == pytest.approx(expected_aux.item(), rel=1e-5)
+
+
+def test_training_losses_equal_the_stats_reference():
+    """The loop's fused torch losses and papernets.stats (the tested math of docs/math.md) agree."""
+    torch.manual_seed(0)
+    logits, labels, teacher = torch.randn(32, 7) * 4, torch.randint(0, 7, (32,)), torch.randn(32, 7) * 3
+    for smoothing in (0.0, 0.1, 0.5):
+        targets = stats.label_smoothing_targets(labels, 7, smoothing)
+        reference = stats.cross_entropy(targets, logits=logits).mean()
+        assert classification_loss(logits, labels, smoothing).item() == pytest.approx(reference.item(), rel=1e-6)
+    for temperature in (1.0, 4.0):
+        teacher_probabilities = torch.softmax(teacher / temperature, dim=-1)
+        reference = stats.kl_divergence(teacher_probabilities, logits=logits / temperature).mean()
+        assert distillation_divergence(logits, teacher, temperature).item() == pytest.approx(reference.item(),
+                                                                                            rel=1e-5)
 
 
 def test_a_recipe_can_adjust_fields_for_some_models(tmp_path):

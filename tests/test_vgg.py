@@ -10,7 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from papernets.errors import ModelError
 from papernets.models import create_model, get_model_entry, list_models
-from papernets.models.interop import load_torchvision_state_dict
+from papernets.models.interop import convert_torchvision_state_dict, load_torchvision_state_dict
 from weights_reference import randomize
 
 TORCHVISION_PARAMS = {  # docs/REFERENCE.md, 1000 classes
@@ -166,7 +166,7 @@ def test_torchvision_state_dicts_map_onto_every_layer(name):
     with torch.device("meta"):
         reference = getattr(torchvision.models, name)(weights=None)
         model = create_model(name)
-    converted = model.convert_torchvision_state_dict(reference.state_dict())
+    converted = convert_torchvision_state_dict(model, reference.state_dict())
     own = model.state_dict()
     assert converted.keys() == own.keys()
     assert all(converted[key].shape == own[key].shape for key in own)

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from papernets.analysis.summary import summarize
+from papernets.models.summary import summarize
 from papernets.models import create_model, get_model_entry
 from papernets.models.paper_tables import KNOWN_DISCREPANCIES, PAPER_TABLES, Conv, PaperTable, Row
 

@@ -10,7 +10,7 @@ import statistics
 from pathlib import Path
 
 from papernets.analysis.paper_results import results_for
-from papernets.analysis.run_folder import read_run
+from papernets.runs.reader import read_run
 
 REPORT_FILE = "report.md"
 RESULTS_FILE = "reproduction.json"

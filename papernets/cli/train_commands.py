@@ -9,14 +9,9 @@ import json
 import sys
 from pathlib import Path
 
-from papernets.errors import ConfigError
-from papernets.training.config import (RECIPES_DIR, TrainConfig, apply, config_from_dict, list_recipes,
-                                       load_config, parse_overrides, validate)
-
-# Fields a resumed run may change: how it runs and reports, and how long it trains. Anything else would make
-# the resumed run a different experiment.
-RESUMABLE_FIELDS = {"epochs", "iterations", "output", "device", "threads", "quiet", "report", "html", "tensorboard",
-                    "data_dir", "download", "checkpoint_every_steps", "stop_after_steps", "debug_nan_at_step"}
+from papernets.config import (AMP_MODES, DEVICES, RECIPES_DIR, FieldKind, TrainConfig, apply_overrides,
+                              config_from_dict, fields_of_kind, list_recipes, load_config, parse_overrides)
+from papernets.errors import ConfigError, PapernetsError
 
 
 def add_commands(subparsers) -> None:
@@ -33,8 +28,8 @@ def add_commands(subparsers) -> None:
     train.add_argument("--lr", type=float, metavar="LR", help="peak learning rate")
     train.add_argument("--seed", type=int, metavar="S")
     train.add_argument("--output", metavar="DIR", help="root of the run folders (default: runs)")
-    train.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    train.add_argument("--amp", choices=("auto", "bf16", "off"),
+    train.add_argument("--device", choices=DEVICES)
+    train.add_argument("--amp", choices=AMP_MODES,
                        help="bf16 autocast (default auto: on where the hardware has bf16 arithmetic)")
     train.add_argument("--channels-last", action="store_true", default=None, help="NHWC memory format")
     train.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
@@ -55,25 +50,20 @@ def add_commands(subparsers) -> None:
     evaluate.add_argument("--checkpoint", required=True, metavar="PATH", help="a .pt file or a run folder")
     evaluate.add_argument("--split", choices=("test", "val"), default="test")
     evaluate.add_argument("--data-dir", metavar="DIR")
-    evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    evaluate.add_argument("--device", choices=DEVICES)
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     evaluate.set_defaults(run=run_eval)
 
 
-FLAG_FIELDS = {"model": "model", "dataset": "dataset", "data_dir": "data_dir", "download": "download",
-               "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "seed": "seed", "output": "output",
-               "device": "device", "amp": "amp", "channels_last": "channels_last", "compile": "compile",
-               "teacher": "teacher", "quiet": "quiet", "report": "report", "html": "html",
-               "tensorboard": "tensorboard"}
+# The config fields that have a flag of their own (same name); --set reaches every field.
+FLAG_FIELDS = ("model", "dataset", "data_dir", "download", "epochs", "batch_size", "lr", "seed", "output", "device",
+               "amp", "channels_last", "compile", "teacher", "quiet", "report", "html", "tensorboard")
 
 
 def overrides_from(args) -> dict:
     """--set pairs, then the named flags (which win)."""
     overrides = parse_overrides(args.overrides)
-    for flag, field_name in FLAG_FIELDS.items():
-        value = getattr(args, flag)
-        if value is not None:
-            overrides[field_name] = value
+    overrides.update({name: getattr(args, name) for name in FLAG_FIELDS if getattr(args, name) is not None})
     return overrides
 
 
@@ -94,7 +84,8 @@ def check_names(model: str | None, dataset: str | None):
 
 def resume_target(resume: str, output: str) -> tuple[Path, Path]:
     """(run folder, checkpoint path) for `--resume` with a run folder, a checkpoint file, or nothing."""
-    from papernets.training.run_folder import CHECKPOINTS, LAST_CHECKPOINT, newest_run
+    from papernets.runs.names import CHECKPOINTS, LAST_CHECKPOINT
+    from papernets.runs.writer import newest_run
 
     path = Path(resume) if resume else newest_run(output)
     if path.is_dir():
@@ -107,27 +98,25 @@ def resume_target(resume: str, output: str) -> tuple[Path, Path]:
 
 
 def resumed_config(saved: dict, overrides: dict) -> TrainConfig:
+    """The run's saved config with the overrides a resumed run may make (fields of kind `resumable`)."""
     config = config_from_dict(saved)
-    config.stop_after_steps = 0
     for name in ("model", "dataset"):
         if overrides.get(name) not in (None, getattr(config, name)):
             raise ConfigError(f"--resume continues a {config.model} run on {config.dataset}; drop --{name} or "
                               "start a new run without --resume.")
         overrides.pop(name, None)
-    refused = sorted(set(overrides) - RESUMABLE_FIELDS)
+    refused = sorted(set(overrides) - fields_of_kind(FieldKind.RESUMABLE))
     if refused:
         raise ConfigError(f"A resumed run keeps its recipe, so {', '.join(refused)} cannot change; drop "
                           f"{'them' if len(refused) > 1 else 'it'} or start a new run.")
-    if overrides.get("epochs"):
-        config.iterations = 0
-    if overrides.get("iterations"):
-        config.epochs = 0
-    return validate(apply(overrides, config, "command line"))
+    return apply_overrides(overrides, config)
 
 
 def run_train(args) -> int:
-    from papernets.training import checkpoint
+    from papernets.runs import checkpoint
+    from papernets.distributed import is_main_process
     from papernets.training.engine import TrainingInterrupted, train
+    from papernets.runs.writer import check_same_run
 
     overrides = overrides_from(args)
     check_names(overrides.get("model"), overrides.get("dataset"))
@@ -137,17 +126,32 @@ def run_train(args) -> int:
             raise ConfigError("A resumed run keeps its recipe; drop --recipe or start a new run without --resume.")
         run_dir, checkpoint_path = resume_target(args.resume, overrides.get("output", TrainConfig.output))
         resume = checkpoint.load_newest_valid(checkpoint_path, warn=lambda line: print(line, file=sys.stderr))
+        check_same_run(run_dir, resume)
         config = resumed_config(resume["config"], overrides)
     else:
         recipe = args.recipe or default_recipe(overrides.get("dataset"))
         config = load_config(recipe, overrides)
     check_names(config.model, config.dataset)
     try:
-        train(config, resume=resume, run_dir=run_dir)
+        run_dir = train(config, resume=resume, run_dir=run_dir)
     except TrainingInterrupted as interruption:
         print(interruption, file=sys.stderr)
         return interruption.exit_code
+    if config.report and is_main_process():
+        write_run_report(run_dir, config)
     return 0
+
+
+def write_run_report(run_dir: Path, config: TrainConfig):
+    """train, then report: a report that fails is an error, and the message says the run itself is complete."""
+    from papernets.analysis.report import write_report
+
+    try:
+        report = write_report(run_dir, html=config.html)
+    except PapernetsError as error:
+        raise PapernetsError(f"Training finished and {run_dir} is complete, but its report failed: {error}") from None
+    if not config.quiet:
+        print(f"Report: {report.with_suffix('.html') if config.html else report}", file=sys.stderr)
 
 
 def run_eval(args) -> int:
@@ -159,6 +163,7 @@ def run_eval(args) -> int:
         print(json.dumps(result, indent=2))
     else:
         print(f"{result['model']} on {result['dataset']} {result['split']}: accuracy {result['accuracy']:.4f} "
-              f"({result['correct']}/{result['images']}), loss {result['loss']:.4f}")
+              f"({result['correct']}/{result['images']}), top-5 {result['top5_accuracy']:.4f}, "
+              f"loss {result['loss']:.4f}")
     return 0
 

@@ -16,12 +16,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from papernets.errors import ConfigError
-from papernets.training.config import TrainConfig, load_config
+from papernets.config import FieldKind, TrainConfig, fields_of_kind, load_config
 
-# Fields that may differ between a reproduction's stored runs and the experiment as asked without changing it.
-NOT_PART_OF_THE_EXPERIMENT = ("data_dir", "download", "output", "run_name", "quiet", "report", "html",
-                              "tensorboard", "threads", "device", "checkpoint_every_steps", "stop_after_steps",
-                              "debug_nan_at_step")
+# A stored run belongs to the reproduction asked for when these fields agree (the rest may change on resume).
+SAME_EXPERIMENT_FIELDS = fields_of_kind(FieldKind.EXPERIMENT, FieldKind.EXECUTION) | {"epochs", "iterations"}
 
 
 @dataclass(frozen=True)
@@ -108,7 +106,7 @@ def run_name(model: str, seed: int) -> str:
 
 
 def _comparable(config: dict) -> dict:
-    return {name: value for name, value in config.items() if name not in NOT_PART_OF_THE_EXPERIMENT}
+    return {name: value for name, value in config.items() if name in SAME_EXPERIMENT_FIELDS}
 
 
 def reproduce(experiment: Experiment, output: Path, *, seeds: int | None = None, quick: bool = False,
@@ -116,9 +114,9 @@ def reproduce(experiment: Experiment, output: Path, *, seeds: int | None = None,
     """Train what is missing, then write the report; returns the report's path. `dataset` replaces loading
     (generated data in tests)."""
     from papernets.analysis.reproduction_report import write_reproduction_report
-    from papernets.training.checkpoint import load_newest_valid
+    from papernets.runs.checkpoint import load_newest_valid
     from papernets.training.engine import train
-    from papernets.training.run_folder import CONFIG_FILE, LAST_CHECKPOINT, SUMMARY_FILE
+    from papernets.runs.names import CONFIG_FILE, LAST_CHECKPOINT, SUMMARY_FILE
 
     command = ["papernets", "reproduce", experiment.name, *(["--seeds", str(seeds)] if seeds is not None else []),
                *(["--quick"] if quick else []), *(["--data-dir", str(data_dir)] if data_dir else []),
