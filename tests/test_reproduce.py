@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from papernets.analysis.reproduction_report import write_reproduction_report
 from papernets.cli import main
 from papernets.data import DATASETS
 from papernets.errors import ConfigError
@@ -54,17 +55,19 @@ def test_lenet5_mnist_quick_runs_end_to_end_through_the_command_line(tmp_path, m
 def test_a_half_finished_reproduction_keeps_finished_runs_and_resumes_the_interrupted_one(tmp_path, mnist_files):
     experiment = get_experiment("lenet5-mnist")
     whole = tmp_path / "whole"
-    reproduce(experiment, whole, seeds=2, quick=True, data_dir=str(mnist_files), log=lambda line: None)
+    write_reproduction_report(reproduce(experiment, whole, seeds=2, quick=True, data_dir=str(mnist_files),
+                                        log=lambda line: None))
 
     parts = tmp_path / "parts"
     reproduce(experiment, parts, seeds=1, quick=True, data_dir=str(mnist_files), log=lambda line: None)
     interrupted = dataclasses.replace(experiment_config(experiment, "lenet5", 1, quick=True, data_dir=str(mnist_files)),
                                       output=str(parts), run_name="lenet5-seed1", report=False)
     with sigterm_during_step(10), pytest.raises(TrainingInterrupted):
-        train(interrupted, run_dir=parts / "lenet5-seed1")
+        train(interrupted)
     kept = (parts / "lenet5-seed0" / "summary.json").stat().st_mtime_ns
     lines = []
-    reproduce(experiment, parts, seeds=2, quick=True, data_dir=str(mnist_files), log=lines.append)
+    write_reproduction_report(reproduce(experiment, parts, seeds=2, quick=True, data_dir=str(mnist_files),
+                                        log=lines.append))
     assert lines == ["[1/2] lenet5-seed0: done before, kept.", "[2/2] lenet5-seed1: resuming at epoch 1."]
     assert (parts / "lenet5-seed0" / "summary.json").stat().st_mtime_ns == kept
     assert read_metrics(parts / "lenet5-seed1") == read_metrics(whole / "lenet5-seed1")
@@ -83,8 +86,8 @@ def test_a_folder_of_another_configuration_is_refused(tmp_path, mnist_files):
 def test_resnet_cifar10_table6_quick_on_generated_cifar_files(tmp_path, monkeypatch):
     small(monkeypatch, "cifar10", 5 * 40, 40)
     write_cifar_python_folder(tmp_path / "data" / "cifar-10-batches-py", 10, per_file=40)
-    report = reproduce(EXPERIMENTS["resnet-cifar10-table6"], tmp_path / "resnet", quick=True,
-                       data_dir=str(tmp_path / "data"), log=lambda line: None)
+    report = write_reproduction_report(reproduce(EXPERIMENTS["resnet-cifar10-table6"], tmp_path / "resnet",
+                                                 quick=True, data_dir=str(tmp_path / "data"), log=lambda line: None))
     rows = json.loads((tmp_path / "resnet" / "reproduction.json").read_text())["rows"]
     assert [(row["model"], row["paper"]) for row in rows] == [
         ("resnet20", 8.75), ("resnet32", 7.51), ("resnet44", 7.17), ("resnet56", 6.97), ("resnet110", 6.61)]
@@ -98,8 +101,8 @@ def test_resnet_cifar10_table6_quick_on_generated_cifar_files(tmp_path, monkeypa
 def test_fashion_mnist_zoo_quick_has_one_row_per_family(tmp_path, monkeypatch):
     small(monkeypatch, "fashion-mnist", 200, 100)
     write_mnist_folder(tmp_path / "fashion", 200, 100)
-    reproduce(EXPERIMENTS["fashion-mnist-zoo"], tmp_path / "zoo", quick=True, data_dir=str(tmp_path / "fashion"),
-              log=lambda line: None)
+    write_reproduction_report(reproduce(EXPERIMENTS["fashion-mnist-zoo"], tmp_path / "zoo", quick=True,
+                                        data_dir=str(tmp_path / "fashion"), log=lambda line: None))
     rows = {row["model"]: row for row in json.loads((tmp_path / "zoo" / "reproduction.json").read_text())["rows"]}
     assert list(rows) == ["lenet5", "vgg11_bn", "googlenet", "resnet18", "mobilenet_v1", "mobilenet_v2",
                           "mobilenet_v3_small"]

@@ -63,7 +63,7 @@ def test_rows_show_stages_with_output_shapes_and_leaves_add_up():
     assert rows["features"].input_shape == (1, 28, 28) and rows["features"].output_shape == (120, 1, 1)
     assert rows["features.pad"].output_shape == (1, 32, 32)
     assert rows["features.c3"].output_shape == (16, 10, 10)
-    assert (rows["features.c3"].params, rows["features.c3"].macs) == (1_516, 60 * 10 * 10 * 25)
+    assert (rows["features.c3"].params, rows["features.c3"].macs) == (1_516, 16 * 6 * 10 * 10 * 25)  # one dense conv
     assert rows["head.output"].type == "EuclideanRBF" and rows["head.output"].output_shape == (10,)
     assert sum(row.macs for row in summary.rows if row.depth == 1) == summary.macs
     assert sum(row.params for row in summary.rows if row.depth == 2) == summary.total_params

@@ -51,9 +51,11 @@ def model_rows(experiment, runs: list) -> list[dict]:
     return rows
 
 
-def write_reproduction_report(experiment, folder: Path, run_names: list[str], *, quick: bool,
-                              command: list[str]) -> Path:
-    runs = [read_run(folder / name) for name in run_names]
+def write_reproduction_report(reproduction) -> Path:
+    """`report.md` and `reproduction.json` in the reproduction's folder (a `training.reproduce.Reproduction`)."""
+    experiment, folder, quick, command = (reproduction.experiment, reproduction.folder, reproduction.quick,
+                                          reproduction.command)
+    runs = [read_run(folder / name) for name in reproduction.run_names]
     rows = model_rows(experiment, runs)
     first = runs[0]
     config = {name: value for name, value in first.config.items() if name not in PER_RUN_FIELDS}

@@ -3,6 +3,7 @@ rerun and reported next to the paper's figure (papernets.training.reproduce)."""
 
 from pathlib import Path
 
+from papernets.analysis.reproduction_report import write_reproduction_report
 from papernets.training.reproduce import EXPERIMENTS, get_experiment, reproduce
 
 
@@ -24,7 +25,8 @@ def add_commands(subparsers) -> None:
 def run_reproduce(args) -> int:
     experiment = get_experiment(args.experiment)
     output = Path(args.output or Path("reproductions", experiment.name + ("-quick" if args.quick else "")))
-    report = reproduce(experiment, output, seeds=args.seeds, quick=args.quick, data_dir=args.data_dir)
+    report = write_reproduction_report(reproduce(experiment, output, seeds=args.seeds, quick=args.quick,
+                                                 data_dir=args.data_dir))
     print(report.read_text().split("\n## Every run")[0].rstrip())
     print(f"\nReport: {report}")
     return 0

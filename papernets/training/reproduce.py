@@ -109,11 +109,20 @@ def _comparable(config: dict) -> dict:
     return {name: value for name, value in config.items() if name in SAME_EXPERIMENT_FIELDS}
 
 
+@dataclass(frozen=True)
+class Reproduction:
+    experiment: Experiment
+    folder: Path
+    run_names: list[str]     # (model, seed) in order, each a run folder inside `folder`
+    quick: bool
+    command: list[str]       # the command line that reruns it
+
+
 def reproduce(experiment: Experiment, output: Path, *, seeds: int | None = None, quick: bool = False,
-              data_dir: str | None = None, dataset=None, log=print) -> Path:
-    """Train what is missing, then write the report; returns the report's path. `dataset` replaces loading
-    (generated data in tests)."""
-    from papernets.analysis.reproduction_report import write_reproduction_report
+              data_dir: str | None = None, dataset=None, log=print) -> Reproduction:
+    """Train every (model, seed) that is not finished: a finished run is kept, an interrupted one resumes from
+    its last checkpoint. `dataset` replaces loading (generated data in tests). The report is
+    `analysis.reproduction_report.write_reproduction_report(reproduction)`."""
     from papernets.runs.checkpoint import load_newest_valid
     from papernets.training.engine import train
     from papernets.runs.names import CONFIG_FILE, LAST_CHECKPOINT, SUMMARY_FILE
@@ -143,6 +152,6 @@ def reproduce(experiment: Experiment, output: Path, *, seeds: int | None = None,
             log(f"[{index}/{len(runs)}] {run_dir.name}: resuming at epoch {resume['epoch'] + 1}.")
         else:
             log(f"[{index}/{len(runs)}] {run_dir.name}: training.")
-        train(config, dataset=dataset, resume=resume, run_dir=run_dir)
-    return write_reproduction_report(experiment, output, [run_name(model, seed) for model, seed in runs],
-                                     quick=quick, command=command)
+        # A folder without a checkpoint (a run killed before its first one) is trained again in place.
+        train(config, dataset=dataset, resume=resume, run_dir=run_dir if run_dir.exists() else None)
+    return Reproduction(experiment, output, [run_name(model, seed) for model, seed in runs], quick, command)
