@@ -15,9 +15,11 @@ Both take images of at most 32x32; a smaller one (MNIST's 28x28) is zero-padded 
 
 Deviations from the paper:
 - The RBF output codes are a fixed, seeded random +-1 code of 84 bits per class; the paper draws each
-  character's code as a stylised 7x12 bitmap, which exists only for characters.
-- The model returns the negative squared distances as logits, to be trained with cross-entropy. That is the
-  MAP criterion of Sec. II.C, Eq. (9), without its constant "rubbish class" term e^-j.
+  character's code as a stylised 7x12 bitmap (Fig. 3), printed only as a picture: papernets has no
+  transcription of those bitmaps whose source it could cite, so it does not guess them.
+- The model returns the negative squared distances -y_i as logits. The `lenet-lecun1998` recipe trains them
+  with the MAP criterion of Sec. II.C, Eq. (9), its "rubbish class" term e^-j included (`loss = "map"`); with
+  cross-entropy (the other recipes) it is Eq. (9) without that term.
 - Input normalization (the paper's background -0.1, foreground 1.175) is left to the data pipeline.
 
 `lenet5_modern` departs from the paper on purpose (ReLU, max-pooling, full C3, linear output); each change
