@@ -6,6 +6,9 @@ Recipe files are flat `field = value` tables, plus two sub-tables: `[augmentatio
 builder). On the command line these read `--set augmentation.flip=false` and `--set model_options.dropout=0.3`.
 A recipe may also adjust fields for some models: `[models."lenet5*"]` holds fields applied, after the rest of
 the recipe and before the command line, when the model's name matches the fnmatch pattern.
+
+Each field declares its kind (`FieldKind`): what it means for a resumed run and for `compare` is read from
+here. The config sits below training and analysis, which both read it.
 """
 
 import dataclasses
