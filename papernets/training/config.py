@@ -6,8 +6,17 @@ Recipe files are flat `field = value` tables, plus two sub-tables: `[augmentatio
 builder). On the command line these read `--set augmentation.flip=false` and `--set model_options.dropout=0.3`.
 A recipe may also adjust fields for some models: `[models."lenet5*"]` holds fields applied, after the rest of
 the recipe and before the command line, when the model's name matches the fnmatch pattern.
+
+Resolving a recipe for one run (`load_config`) keeps the recipe's intent when the command line changes it,
+and records each change in `adjustments` (printed at the start of the run, saved in config.json):
+- the schedule keeps its shape when the run's length changes: milestones and step_size scale with
+  `--epochs` (warm-up given as `warmup_fraction` scales by itself; `warmup_steps` is a fixed count);
+- a linear warm-up keeps its start-to-peak ratio when `--lr` changes the peak;
+- the data set's label constraints win over the recipe's augmentation: no mirroring where a mirrored image
+  shows another class (MNIST).
 """
 
+import copy
 import dataclasses
 import fnmatch
 import math
@@ -65,15 +74,17 @@ class TrainConfig:
     rmsprop_decay: float = 0.9      # RMSprop's moving-average factor of squared gradients
     optimizer_eps: float = 1e-8
 
-    # Learning-rate schedule. Milestones and step sizes count `schedule_unit`s; warm-up counts iterations.
+    # Learning-rate schedule. Milestones and step sizes count `schedule_unit`s (fractions allowed: they scale
+    # with the run's length); warm-up counts iterations or a fraction of the run.
     schedule: str = "constant"
     schedule_unit: str = "epoch"
-    milestones: list[int] = field(default_factory=list)  # multistep, piecewise
+    milestones: list[float] = field(default_factory=list)  # multistep, piecewise
     lr_values: list[float] = field(default_factory=list)  # piecewise: one more value than milestones
     gamma: float = 0.1              # step, multistep, plateau: lr factor
-    step_size: int = 0              # step: units between two lr changes
+    step_size: float = 0            # step: units between two lr changes
     final_lr_fraction: float = 0.0  # cosine, linear: lr at the end, as a fraction of lr
-    warmup_steps: int = 0           # iterations of warm-up before the schedule starts
+    warmup_steps: int = 0           # iterations of warm-up before the schedule starts (a fixed count)
+    warmup_fraction: float = 0.0    # or: warm-up as this fraction of the run's iterations
     warmup_lr: float = 0.0          # lr at the start of warm-up
     warmup_shape: str = "linear"    # linear: warmup_lr rising to lr; constant: warmup_lr throughout
     plateau_patience: int = 2       # plateau: epochs without a better val accuracy before lr *= gamma
@@ -107,6 +118,9 @@ class TrainConfig:
     # Test hooks: stop as if interrupted after this many steps; make the loss NaN at this step.
     stop_after_steps: int = 0
     debug_nan_at_step: int = -1
+
+    # Set by load_config: what fitting the recipe to this run changed, and why.
+    adjustments: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -202,7 +216,7 @@ def apply(values: dict, config: TrainConfig, origin: str) -> TrainConfig:
             close = [field_name for field_name in FIELD_TYPES if field_name.startswith(name[:4])]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise ConfigError(f"{origin}: {name!r} is not a training config field{hint}; "
-                              "`papernets train --help` lists them.")
+                              "`papernets train --help` lists them and --print-config shows their values.")
         if name == "augmentation":
             value = {**config.augmentation, **check_augmentation(value, origin)}
         elif name == "model_options":
@@ -222,9 +236,12 @@ def check_augmentation(values, origin: str) -> dict:
 
 
 def load_config(recipe: str | None = None, overrides: dict | None = None) -> TrainConfig:
-    """The defaults, then the recipe, then the overrides; validated."""
+    """The defaults, then the recipe (with its sections for this model), then the overrides; then the recipe's
+    schedule fitted to the run and the data set's label constraints applied (see the module docstring);
+    validated."""
     config = TrainConfig()
     overrides = dict(overrides or {})
+    recipe_config = None
     if recipe:
         values = read_recipe(recipe)
         values.pop("name", None)
@@ -238,13 +255,74 @@ def load_config(recipe: str | None = None, overrides: dict | None = None) -> Tra
             if fnmatch.fnmatchcase(str(model), pattern):
                 apply(model_values, config, f"recipe {recipe}, [models.{pattern!r}]")
         config.recipe = recipe
+        recipe_config = copy.deepcopy(config)
     if overrides.get("epochs"):
         config.iterations = 0
     if overrides.get("iterations"):
         config.epochs = 0
+    if overrides.get("warmup_steps"):
+        config.warmup_fraction = 0.0
+    if overrides.get("warmup_fraction"):
+        config.warmup_steps = 0
     apply(overrides, config, "command line")
+    if recipe_config is not None:
+        fit_schedule(config, recipe_config, overrides)
+    apply_label_constraints(config, overrides)
     validate(config)
     return config
+
+
+def _length(config: TrainConfig) -> tuple[int, str]:
+    return (config.epochs, "epochs") if config.epochs else (config.iterations, "iterations")
+
+
+def fit_schedule(config: TrainConfig, recipe_config: TrainConfig, overrides: dict):
+    """Keep the recipe's schedule in shape when the command line changes the run's length or peak lr; values
+    the command line sets itself are kept as given."""
+    (length, unit), (recipe_length, recipe_unit) = _length(config), _length(recipe_config)
+    timed = config.schedule in ("step", "multistep", "piecewise")
+    scaled = [name for name in ("milestones", "step_size") if name not in overrides and getattr(config, name)]
+    if timed and scaled and length != recipe_length and recipe_length:
+        if unit != recipe_unit:
+            raise ConfigError(f"recipe {config.recipe} times its lr schedule over {recipe_length} {recipe_unit}; "
+                              f"give the run's length in {recipe_unit} too (e.g. --{recipe_unit} N) so that the "
+                              "schedule scales with it.")
+        factor = length / recipe_length
+        for name in scaled:
+            value = getattr(config, name)
+            setattr(config, name, [round(item * factor, 4) for item in value] if isinstance(value, list)
+                    else round(value * factor, 4))
+            config.adjustments.append(f"{name} scaled to {length} of the recipe's {recipe_length} {unit}: "
+                                      f"{value} -> {getattr(config, name)}")
+    warmup = config.warmup_steps or config.warmup_fraction
+    if warmup and "lr" in overrides and "warmup_lr" not in overrides and config.warmup_lr:
+        warmup_lr = round(config.warmup_lr * config.lr / recipe_config.lr, 10)
+        config.adjustments.append(f"warmup_lr {config.warmup_lr:g} scaled with the peak lr "
+                                  f"({recipe_config.lr:g} -> {config.lr:g}) to {warmup_lr:g}")
+        config.warmup_lr = warmup_lr
+
+
+def apply_label_constraints(config: TrainConfig, overrides: dict):
+    """A data set's labels win over a recipe's augmentation: no mirroring where a mirrored image shows another
+    class. The recipe's flips are dropped (and the run says so); flips asked for on the command line are refused."""
+    from papernets.data.catalog import DATASETS
+
+    spec = DATASETS.get(config.dataset)
+    if spec is None or spec.mirroring_keeps_labels:
+        return
+    asked = {"augmentation.flip": overrides.get("augmentation", {}).get("flip"),
+             "eval_tta_flip": overrides.get("eval_tta_flip")}
+    for name, value in asked.items():
+        if value:
+            raise ConfigError(f"{name}=true mirrors {spec.name}'s images, and a mirrored {spec.name} image can show "
+                              "another class; drop it.")
+    reason = f"a mirrored {spec.name} image can show another class"
+    if config.augmentation.get("flip"):
+        config.augmentation["flip"] = False
+        config.adjustments.append(f"augmentation.flip off for {spec.name}: {reason}")
+    if config.eval_tta_flip:
+        config.eval_tta_flip = False
+        config.adjustments.append(f"eval_tta_flip off for {spec.name}: {reason}")
 
 
 def config_from_dict(values: dict) -> TrainConfig:
@@ -282,6 +360,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     _require(config.schedule_unit in SCHEDULE_UNITS,
              f"schedule_unit must be one of {', '.join(SCHEDULE_UNITS)}, got {config.schedule_unit!r}.")
     _require(config.schedule != "step" or config.step_size > 0, "The step schedule needs step_size > 0.")
+    _require(config.step_size >= 0, f"step_size cannot be negative, got {config.step_size}.")
     _require(config.milestones == sorted(config.milestones) and all(m > 0 for m in config.milestones),
              f"milestones must be positive and increasing, got {config.milestones}.")
     _require(config.schedule != "piecewise" or len(config.lr_values) == len(config.milestones) + 1,
@@ -290,6 +369,12 @@ def validate(config: TrainConfig) -> TrainConfig:
     _require(0 < config.gamma <= 1, f"gamma must be in (0, 1], got {config.gamma}.")
     _require(0 <= config.final_lr_fraction <= 1, "final_lr_fraction must be in [0, 1].")
     _require(config.warmup_steps >= 0 and config.warmup_lr >= 0, "warmup_steps and warmup_lr must be >= 0.")
+    _require(0 <= config.warmup_fraction < 1, f"warmup_fraction must be in [0, 1), got {config.warmup_fraction}.")
+    _require(not (config.warmup_steps and config.warmup_fraction),
+             "Give the warm-up as warmup_steps or as warmup_fraction, not both; set the other to 0.")
+    _require(not (config.warmup_steps or config.warmup_fraction) or config.warmup_lr <= config.lr,
+             f"warmup_lr {config.warmup_lr:g} is above the peak lr {config.lr:g}, so the warm-up would lower the "
+             "rate; set warmup_lr below lr (e.g. --set warmup_lr=0).")
     _require(config.warmup_shape in WARMUP_SHAPES, f"warmup_shape must be one of {', '.join(WARMUP_SHAPES)}.")
     _require(config.schedule != "plateau" or config.val_size > 0,
              "The plateau schedule watches validation accuracy, so it needs val_size > 0.")

@@ -174,6 +174,20 @@ def build_model(config: TrainConfig, data: PreparedData) -> tuple[nn.Module, int
     return model, count_parameters(model), macs
 
 
+def auxiliary_loss_weights(config: TrainConfig, model: nn.Module) -> tuple[float, ...]:
+    """The config's weights for the model's auxiliary losses, or the model's own (GoogLeNet Sec. 5: 0.3 each);
+    one weight per auxiliary head, checked here so that a mismatch is one sentence, not a traceback."""
+    own = tuple(getattr(model, "aux_loss_weights", ()))
+    if config.aux_loss_weights and len(config.aux_loss_weights) != len(own):
+        raise ConfigError(f"aux_loss_weights gives {len(config.aux_loss_weights)} weights but {config.model} has "
+                          f"{len(own)} auxiliary heads; give {len(own)} weights or drop aux_loss_weights.")
+    return tuple(config.aux_loss_weights) or own
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def load_teacher(checkpoint: dict, data: PreparedData, device: torch.device) -> nn.Module:
     teacher, checkpoint = checkpoints.model_from_checkpoint(checkpoint)
     if checkpoint["num_classes"] != len(data.class_names) or tuple(checkpoint["input_size"]) != data.input_size:
@@ -360,9 +374,12 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
     model, params, macs = build_model(config, data)
     model = distributed.sync_batchnorm(model, device).to(device, memory_format=memory_format)
     teacher = load_teacher(teacher_checkpoint, data, device) if teacher_checkpoint else None
-    aux_loss_weights = tuple(config.aux_loss_weights or getattr(model, "aux_loss_weights", ()))
+    aux_loss_weights = auxiliary_loss_weights(config, model)
     optimizer = build_optimizer(model, config)
     schedule = LearningRateSchedule(config, steps_per_epoch, total_steps)
+    if schedule.warmup_steps >= total_steps:
+        raise ConfigError(f"The warm-up of {schedule.warmup_steps} steps covers the whole run of {total_steps} steps; "
+                          "train longer or shorten the warm-up (--set warmup_steps=N or warmup_fraction=F).")
     state = LoopState(epoch_sums=[0.0, 0.0, 0.0], metrics_rows=[])
     if resume:
         model.load_state_dict(resume["model_state"])
@@ -393,8 +410,12 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
                       f"(global step {state.global_step} of {total_steps}).")
     else:
         progress.info(f"Training {config.model} on {config.dataset} ({len(data.train.labels):,} train images, "
-                      f"{steps_per_epoch} steps per epoch, {epochs} epochs) on {device} with "
-                      f"{'bf16 autocast' if amp_dtype else 'fp32'}, {threads} threads; run folder {run_dir}.")
+                      f"{steps_per_epoch} steps per epoch, {plural(epochs, 'epoch')}) on {device} with "
+                      f"{'bf16 autocast' if amp_dtype else 'fp32'}, {plural(threads, 'thread')}; run folder {run_dir}.")
+        for adjustment in config.adjustments:
+            progress.info(f"Recipe {config.recipe} adjusted: {adjustment}.")
+        progress.info(f"Augmentation: {train_loader.augment}.")
+        progress.info(schedule.describe())
 
     def save(path: Path, keep_previous: bool = True):
         if distributed.is_main:
