@@ -14,17 +14,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Fashion-MNIST from Debian's package when apt is available and the data is not found yet.
-data:
-	@test -d /usr/share/datasets/fashion-mnist || \
-	  (command -v apt-get >/dev/null && (apt-get install -y -qq dataset-fashion-mnist || \
-	   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist))) || \
-	  echo "Fashion-MNIST not installed from Debian; papernets will look in --data-dir, PAPERNETS_DATA and its cache."
+# MNIST and Fashion-MNIST, found or installed (Debian's package, the fetch tool beside this checkout, or the
+# official mirrors): see scripts/get-data.sh. The demo and the tests need both.
+data: install
+	bash scripts/get-data.sh $(BIN)/papernets mnist fashion-mnist
 
-demo: install data
+demo: install
+	bash scripts/get-data.sh $(BIN)/papernets fashion-mnist
 	$(BIN)/papernets train --dataset fashion-mnist --recipe fast-fashion-mnist --output runs/demo --html
 
-test: install
+test: install data
 	$(BIN)/python -m pytest -q
 
 clean:

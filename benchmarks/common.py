@@ -16,25 +16,17 @@ from pathlib import Path
 
 import torch
 
+from papernets.hardware import bf16_supported, cpu_model
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = ROOT / "docs" / "BENCHMARKS.md"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def hardware(device: str = "cpu") -> str:
     """One line: the CPU (or GPU), cores, threads torch uses, and the CPU's bf16 support."""
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}), host {cpu_model()}"
-    bf16 = "native bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "no native bf16"
+    bf16 = "native bf16" if bf16_supported("cpu") else "no native bf16"
     return (f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
             f"{torch.backends.cpu.get_cpu_capability()}, {bf16}")
 

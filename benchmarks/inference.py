@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import append_entry, hardware, markdown_table, median  # noqa: E402
 
 from papernets.models import create_model  # noqa: E402
-from papernets.models.fusion import optimize_for_inference  # noqa: E402
+from papernets.export.fusion import optimize_for_inference  # noqa: E402
 from papernets.models.interop import load_torchvision_state_dict  # noqa: E402
 
 
@@ -72,7 +72,7 @@ def trained_checkpoint(path: str | None, epochs: int, workdir: Path) -> Path:
 def prediction_agreement(checkpoint_path: Path) -> tuple[float, float, float, int, str]:
     """(agreement, eager accuracy, optimised accuracy, images, model name) on the checkpoint's test split."""
     from papernets.data import load_dataset
-    from papernets.training.checkpoint import model_from_checkpoint
+    from papernets.runs.checkpoint import model_from_checkpoint
 
     model, checkpoint = model_from_checkpoint(checkpoint_path)
     dataset = load_dataset(checkpoint["dataset"])

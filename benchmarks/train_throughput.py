@@ -177,7 +177,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as workdir:
         workdir = Path(workdir)
         ours, run_dir = papernets_images_per_s(args.steps, workdir)
-        from papernets.training.checkpoint import load_checkpoint
+        from papernets.runs.checkpoint import load_checkpoint
         normalization = load_checkpoint(run_dir / "checkpoints" / "last.pt")["normalization"]
         print(f"papernets (engine, bf16, channels_last): {ours:,.0f} images/s", flush=True)
         tutorial = tutorial_images_per_s(args.steps, torchvision_fashion_root(workdir),

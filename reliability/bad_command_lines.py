@@ -37,7 +37,7 @@ def write_fixtures(workdir: Path) -> dict[str, Path]:
 
     from papernets.data.catalog import get_spec
     from papernets.models import create_model
-    from papernets.training.checkpoint import save_checkpoint
+    from papernets.runs.checkpoint import save_checkpoint
     from papernets.training.config import load_config
 
     workdir = Path(workdir)

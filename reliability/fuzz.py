@@ -111,7 +111,7 @@ def checkpoint_bytes(workdir: Path) -> bytes:
     import torch
 
     from papernets.models import create_model
-    from papernets.training.checkpoint import save_checkpoint
+    from papernets.runs.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = create_model("lenet5_modern", num_classes=3, input_size=(1, 12, 12))
@@ -149,7 +149,7 @@ def build_targets(workdir: Path) -> dict[str, Target]:
     from papernets.data.locate import extract_tar_safely
     from papernets.data.readers import read_cifar_binary, read_cifar_python, read_idx, read_idx_pair
     from papernets.errors import CheckpointError, ConfigError, DatasetError, ModelError
-    from papernets.training.checkpoint import model_from_checkpoint, save_checkpoint
+    from papernets.runs.checkpoint import model_from_checkpoint, save_checkpoint
     from papernets.training.config import FIELD_TYPES, load_config, parse_overrides
 
     workdir = Path(workdir)

@@ -33,7 +33,7 @@ PHASES = ("starting", "training step", "evaluation", "checkpoint write", "final 
 AIMED_PHASES = PHASES[1:]
 TIMING_FIELDS = ("images_per_s", "seconds", "wall_seconds")
 PRELOAD = ["torch", "papernets.cli", "papernets.training.engine", "papernets.data", "papernets.models",
-           "papernets.analysis.summary"]
+           "papernets.models.summary"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,8 @@ def _record_phases(phase, steps) -> None:
     always says which of PHASES the process is in, and `steps.value` counts the training steps this process
     began. The wrapped functions run unchanged."""
     from papernets.data import BatchLoader
-    from papernets.training import checkpoint, engine
+    from papernets.runs import checkpoint
+    from papernets.training import engine
 
     def entering(index: int, function, restore: bool = True):
         def wrapper(*args, **kwargs):
@@ -188,7 +189,7 @@ def differences(reference: Path, run_dir: Path) -> list[str]:
     from safetensors.torch import load_file
 
     from papernets.errors import PapernetsError
-    from papernets.training.checkpoint import load_checkpoint
+    from papernets.runs.checkpoint import load_checkpoint
 
     def same_tensors(first: dict, second: dict) -> bool:
         return first.keys() == second.keys() and all(
@@ -242,7 +243,7 @@ def checkpoint_files(run_dir: Path) -> list[Path]:
 
 def newest_step(run_dir: Path) -> str:
     from papernets.errors import CheckpointError
-    from papernets.training.checkpoint import load_newest_valid
+    from papernets.runs.checkpoint import load_newest_valid
 
     if not checkpoint_files(run_dir):
         return "none"

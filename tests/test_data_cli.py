@@ -1,15 +1,11 @@
 """`papernets data list` and `papernets data info`."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from papernets.cli import main
 from papernets.data import locate
-
-FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
-
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
@@ -17,10 +13,10 @@ def private_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("PAPERNETS_DATA", raising=False)
 
 
-def test_info_json_describes_real_fashion_mnist(capsys):
-    assert main(["data", "info", "fashion-mnist", "--data-dir", FASHION_MNIST, "--json"]) == 0
+def test_info_json_describes_real_fashion_mnist(capsys, fashion_mnist_dir):
+    assert main(["data", "info", "fashion-mnist", "--data-dir", str(fashion_mnist_dir), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["source"] == FASHION_MNIST and info["origin"] == "--data-dir"
+    assert info["source"] == str(fashion_mnist_dir) and info["origin"] == "--data-dir"
     assert (info["train_size"], info["test_size"], info["image_shape"]) == (60_000, 10_000, [1, 28, 28])
     assert info["class_names"][9] == "Ankle boot"
     assert info["train_counts"] == [6000] * 10 and info["test_counts"] == [1000] * 10
@@ -29,21 +25,21 @@ def test_info_json_describes_real_fashion_mnist(capsys):
     assert info["default_augmentation"] == {"pad": 2, "crop": True, "flip": True, "cutout": 0}
 
 
-def test_info_text(capsys, monkeypatch):
-    monkeypatch.setattr(locate, "SYSTEM_ROOTS", (Path("/usr/share/datasets"),))
+def test_info_text(capsys, monkeypatch, fashion_mnist_dir):
+    monkeypatch.setattr(locate, "SYSTEM_ROOTS", (fashion_mnist_dir.parent,))
     assert main(["data", "info", "fashion-mnist"]) == 0
     out = capsys.readouterr().out
-    assert f"found in      {FASHION_MNIST} (system folder)" in out
+    assert f"found in      {fashion_mnist_dir} (system folder)" in out
     assert "60,000 train, 10,000 test, 1x28x28" in out and "mean (0.2860), std (0.3530)" in out
     assert "9 Ankle boot   train  6,000 (prior 0.1000)  test  1,000" in out
 
 
-def test_list_shows_every_data_set_and_where_it_is(capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr(locate, "SYSTEM_ROOTS", (Path("/usr/share/datasets"),))
+def test_list_shows_every_data_set_and_where_it_is(capsys, monkeypatch, fashion_mnist_dir):
+    monkeypatch.setattr(locate, "SYSTEM_ROOTS", (fashion_mnist_dir.parent,))
     assert main(["data", "list", "--json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     assert list(rows) == ["mnist", "fashion-mnist", "cifar10", "cifar100"]
-    assert rows["fashion-mnist"]["found"] == FASHION_MNIST and rows["cifar100"]["classes"] == 100
+    assert rows["fashion-mnist"]["found"] == str(fashion_mnist_dir) and rows["cifar100"]["classes"] == 100
     assert main(["data", "list"]) == 0
     assert "cifar10             10  3x32x32   50,000  10,000" in capsys.readouterr().out
 

@@ -24,7 +24,6 @@ from test_data_readers import (
     write_mnist_folder,
 )
 
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
 @pytest.fixture(autouse=True)
@@ -307,10 +306,10 @@ def test_cifar_archive_with_bad_checksum_leaves_nothing(tmp_path, monkeypatch, h
 # ---------------------------------------------------------------------------------------------------- real data
 
 
-def test_real_fashion_mnist_from_debian(monkeypatch):
-    monkeypatch.setattr(locate, "SYSTEM_ROOTS", (DEBIAN_FASHION_MNIST.parent,))
+def test_real_fashion_mnist_found_in_a_system_folder(monkeypatch, fashion_mnist_dir):
+    monkeypatch.setattr(locate, "SYSTEM_ROOTS", (fashion_mnist_dir.parent,))
     dataset = load_dataset("fashion-mnist")
-    assert dataset.source == DEBIAN_FASHION_MNIST and dataset.origin == "system folder"
+    assert dataset.source == fashion_mnist_dir and dataset.origin == "system folder"
     assert dataset.train_images.shape == (60_000, 1, 28, 28) and dataset.test_images.shape == (10_000, 1, 28, 28)
     assert dataset.train_images.dtype == np.uint8 and dataset.train_labels.dtype == np.int64
     assert dataset.num_classes == 10 and dataset.class_names[0] == "T-shirt/top"

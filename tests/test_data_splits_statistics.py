@@ -96,9 +96,9 @@ def test_class_counts_and_priors():
     np.testing.assert_allclose(class_priors(labels, 4, smoothing=1), [2 / 10, 2 / 10, 5 / 10, 1 / 10])
 
 
-def test_real_fashion_mnist_statistics_priors_and_normalization(tmp_path, monkeypatch):
+def test_real_fashion_mnist_statistics_priors_and_normalization(tmp_path, monkeypatch, fashion_mnist_dir):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    dataset = load_dataset("fashion-mnist", data_dir="/usr/share/datasets/fashion-mnist")
+    dataset = load_dataset("fashion-mnist", data_dir=fashion_mnist_dir)
     mean, std = channel_statistics(dataset)
     assert mean[0] == pytest.approx(0.2860, abs=1e-4) and std[0] == pytest.approx(0.3530, abs=1e-4)
     np.testing.assert_allclose(class_priors(dataset.train_labels, 10), [0.1] * 10)

@@ -9,9 +9,10 @@ from torch import nn
 
 from papernets.cli import main
 from papernets.errors import CheckpointError
+from papernets.export.fusion import (ExportInfo, InferenceModel, export_model, fold_batchnorm, foldable_pairs,
+                                     load_exported, optimize_for_inference)
+from papernets.hardware import bf16_supported
 from papernets.models import create_model
-from papernets.models.fusion import (ExportInfo, InferenceModel, bfloat16_supported, export_model, fold_batchnorm,
-                                     foldable_pairs, load_exported, optimize_for_inference)
 
 # (name, create_model keywords): small inputs keep the suite fast.
 FOLD_CASES = [
@@ -130,7 +131,7 @@ def test_optimized_float32_channels_last_matches_eager(name, keywords):
         torch.testing.assert_close(optimized(images), model(images), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.skipif(not bfloat16_supported("cpu"), reason="this CPU has no native bfloat16")
+@pytest.mark.skipif(not bf16_supported("cpu"), reason="this CPU has no native bfloat16")
 def test_optimized_bfloat16_agrees_with_eager_on_argmax():
     # Random weights leave some logits nearly tied, so the bar here is lower than the >= 99.5% that
     # benchmarks/inference.py measures on a trained network.
@@ -149,7 +150,7 @@ def test_optimized_bfloat16_agrees_with_eager_on_argmax():
 
 def test_auto_dtype_follows_the_hardware():
     model = build("resnet20", {"num_classes": 10, "input_size": (1, 28, 28)})
-    expected = torch.bfloat16 if bfloat16_supported("cpu") else torch.float32
+    expected = torch.bfloat16 if bf16_supported("cpu") else torch.float32
     assert optimize_for_inference(model).dtype == expected
     with pytest.raises(ValueError):
         optimize_for_inference(model, dtype="float16")
@@ -188,7 +189,7 @@ def test_load_exported_refuses_foreign_and_mismatched_files(tmp_path):
 
 
 def test_export_command_writes_a_file_that_loads_back(tmp_path, capsys):
-    from papernets.training.checkpoint import save_checkpoint
+    from papernets.runs.checkpoint import save_checkpoint
 
     model = build("fastnet", {"num_classes": 10, "input_size": (1, 28, 28)})
     checkpoint = save_checkpoint({

@@ -11,8 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from papernets.errors import ModelError
 from papernets.models import create_model, get_model_entry
-from papernets.models.googlenet import TORCHVISION_WEIGHTS_NORMALIZATION
-from papernets.models.interop import load_torchvision_state_dict
+from papernets.models.interop import TORCHVISION_WEIGHTS_NORMALIZATION, load_torchvision_state_dict
 from weights_reference import randomize
 
 # Table 1, "output size" column, from the stem's convolutions to inception (5b).

@@ -1,4 +1,4 @@
-"""LeNet-5 against LeCun et al. 1998, Sec. II.B, Table I and REFERENCE_NUMBERS.md."""
+"""LeNet-5 against LeCun et al. 1998, Sec. II.B, Table I and docs/REFERENCE.md."""
 
 import pytest
 import torch
@@ -8,7 +8,7 @@ from papernets.errors import ModelError
 from papernets.models import create_model
 from papernets.models.lenet import C3_CONNECTIONS, PartiallyConnectedConv, ScaledTanh
 
-# REFERENCE_NUMBERS.md, LeNet-5 table: layer -> (output shape, trainable params, connections).
+# docs/REFERENCE.md, LeNet-5 table: layer -> (output shape, trainable params, connections).
 PAPER_LAYERS = {
     "c1": ((6, 28, 28), 156, 122_304),
     "s2": ((6, 14, 14), 12, 5_880),

@@ -1,4 +1,4 @@
-"""MobileNet v1/v2/v3 fidelity: parameter counts and MACs against REFERENCE_NUMBERS.md, feature-map shapes
+"""MobileNet v1/v2/v3 fidelity: parameter counts and MACs against docs/REFERENCE.md, feature-map shapes
 against the papers' tables, and identical outputs to torchvision from the same weights (v2, v3)."""
 
 import pytest
@@ -10,8 +10,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from papernets.errors import ModelError
 from papernets.models import create_model, get_model_entry, list_models
 from papernets.models.interop import load_torchvision_state_dict
+from papernets.models.layers import make_divisible
 from papernets.models.mobilenet_v1 import DepthwiseSeparableConv
-from papernets.models.mobilenet_v2 import make_divisible
 from papernets.models.mobilenet_v3 import SqueezeExcitation
 from weights_reference import randomized_torchvision
 
@@ -51,7 +51,7 @@ def test_registered_with_papers_and_torchvision_names():
         assert (entry.torchvision_name, entry.input_size, entry.num_classes) == (name, (3, 224, 224), 1000)
 
 
-# REFERENCE_NUMBERS.md, MobileNet v1 (Tables 6/7): width multiplier -> exact params, MACs (millions) at 224.
+# docs/REFERENCE.md, MobileNet v1 (Tables 6/7): width multiplier -> exact params, MACs (millions) at 224.
 V1_WIDTHS = {1.0: (4_231_976, 568.74), 0.75: (2_585_560, 325.40), 0.5: (1_331_592, 149.50), 0.25: (470_072, 41.03)}
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from papernets.analysis import count_parameters, summarize
+from papernets.models import count_parameters, summarize
 from papernets.models import create_model, list_models
 
 INPUT_SIZES = [(1, 28, 28), (3, 32, 32)]

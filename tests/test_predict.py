@@ -8,11 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from papernets.analysis.predict import PREDICTIONS_FILE
+from papernets.runs.names import PREDICTIONS_FILE
 from papernets.cli import main
 from papernets.data import load_dataset
-from papernets.training.checkpoint import model_from_checkpoint
-from test_report import FASHION_MNIST, TEST_SIZE, short_training_run
+from papernets.runs.checkpoint import model_from_checkpoint
+from test_report import TEST_SIZE, short_training_run
+
+pytestmark = pytest.mark.real_data("fashion-mnist")
 
 IMAGES = 12
 
@@ -23,8 +25,8 @@ def trained_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def first_test_images():
-    dataset = load_dataset("fashion-mnist", data_dir=FASHION_MNIST)
+def first_test_images(fashion_mnist_dir):
+    dataset = load_dataset("fashion-mnist", data_dir=fashion_mnist_dir)
     return dataset.test_images[:IMAGES], dataset.test_labels[:IMAGES]
 
 

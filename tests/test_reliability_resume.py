@@ -12,8 +12,8 @@ import torch
 
 from papernets.cli import main
 from papernets.errors import CheckpointError
-from papernets.training import checkpoint as checkpoints
-from papernets.training.checkpoint import load_checkpoint, load_newest_valid, previous_path
+from papernets.runs import checkpoint as checkpoints
+from papernets.runs.checkpoint import load_checkpoint, load_newest_valid, previous_path
 from papernets.training.config import TrainConfig, validate
 from papernets.training.engine import train
 from generated_data import generated_dataset

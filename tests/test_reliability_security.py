@@ -23,8 +23,9 @@ from papernets.data.catalog import CIFAR10_PYTHON
 from papernets.data.locate import extract_archive_folder, extract_tar_safely
 from papernets.data.readers import read_cifar_python
 from papernets.errors import CheckpointError, DatasetError
-from papernets.training import checkpoint
-from papernets.training.checkpoint import load_checkpoint
+from papernets.runs import checkpoint
+from papernets.runs.checkpoint import load_checkpoint
+from conftest import dataset_flags
 
 PACKAGE = Path(papernets.__file__).parent
 
@@ -99,6 +100,7 @@ def assert_live_checkpoint(path: Path, marker: Path):
     marker.with_suffix(".npy").unlink(missing_ok=True)
 
 
+@pytest.mark.real_data("fashion-mnist")
 def test_every_command_that_reads_a_checkpoint_refuses_a_hostile_one(tmp_path, marker, capsys, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     run_dir = tmp_path / "run"
@@ -114,7 +116,7 @@ def test_every_command_that_reads_a_checkpoint_refuses_a_hostile_one(tmp_path, m
         ["eval", "--checkpoint", str(run_dir)],
         ["predict", "--checkpoint", str(path), str(image)],
         ["train", "--resume", str(run_dir)],
-        ["train", "--model", "lenet5_modern", "--dataset", "fashion-mnist", "--epochs", "1", "--teacher", str(path),
+        ["train", "--model", "lenet5_modern", *dataset_flags("fashion-mnist"), "--epochs", "1", "--teacher", str(path),
          "--output", str(tmp_path / "runs"), "--set", "train_size=64", "val_size=64", "test_size=64"],
     ]
     for command in commands:

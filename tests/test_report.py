@@ -16,14 +16,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from papernets.analysis.predict import (MOST_CONFIDENT_MISTAKES, PREDICTIONS_FILE, Predictions,
-                                        most_confident_mistakes)
+from papernets.analysis.predict import MOST_CONFIDENT_MISTAKES, Predictions, most_confident_mistakes
 from papernets.analysis.report import write_comparison_report, write_report
-from papernets.analysis.run_folder import read_run
 from papernets.cli import main
+from papernets.runs.names import PREDICTIONS_FILE
+from papernets.runs.reader import read_run
+from conftest import dataset_flags
 
+pytestmark = pytest.mark.real_data("fashion-mnist")
 CLASS_NAMES = ["cat", "dog", "bird"]
-FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 TRAIN_SIZE, VAL_SIZE, TEST_SIZE = 1500, 500, 600
 _trained_runs: dict[str, Path] = {}
 
@@ -32,12 +33,10 @@ def short_training_run(tmp_path_factory) -> Path:
     """A real `papernets train` run (LeNet-5 modern, one epoch on 1,500 Fashion-MNIST images) with its report;
     trained once per test session and shared with test_predict.py."""
     if "run" not in _trained_runs:
-        if not (FASHION_MNIST / "t10k-images-idx3-ubyte.gz").is_file():
-            pytest.fail(f"Fashion-MNIST is not in {FASHION_MNIST}; run `make data` (Debian's dataset-fashion-mnist).")
         output = tmp_path_factory.mktemp("runs")
-        status = main(["train", "--model", "lenet5_modern", "--dataset", "fashion-mnist", "--data-dir",
-                       str(FASHION_MNIST), "--epochs", "2", "--batch-size", "50", "--lr", "0.05", "--amp", "off",
-                       "--seed", "0", "--output", str(output), "--html", "--quiet",
+        status = main(["train", "--model", "lenet5_modern", *dataset_flags("fashion-mnist"), "--epochs", "2",
+                       "--batch-size", "50", "--lr", "0.05", "--amp", "off", "--seed", "0",
+                       "--output", str(output), "--html", "--quiet",
                        "--set", f"train_size={TRAIN_SIZE}", f"val_size={VAL_SIZE}", f"test_size={TEST_SIZE}",
                        "warmup_steps=0", "channels_last=false", "run_name=lenet",
                        "threads=1"])  # 2 threads on a shared 2-core machine ran 40x slower (spinning OpenMP)

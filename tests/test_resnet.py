@@ -1,4 +1,4 @@
-"""ResNet fidelity: parameter counts and MACs against REFERENCE_NUMBERS.md, stage shapes against Table 1 and
+"""ResNet fidelity: parameter counts and MACs against docs/REFERENCE.md, stage shapes against Table 1 and
 Sec. 4.2, shortcut options, stride placement, and identical outputs to torchvision from the same weights."""
 
 import pytest
@@ -41,7 +41,7 @@ def stage_shapes(name: str, input_size: tuple[int, int, int], **options) -> dict
     return shapes
 
 
-# REFERENCE_NUMBERS.md, ResNet: torchvision params and MACs (v1.5), and Table 1's FLOPs for the paper's variant.
+# docs/REFERENCE.md, ResNet: torchvision params and MACs (v1.5), and Table 1's FLOPs for the paper's variant.
 IMAGENET = {
     "resnet18": (11_689_512, 1.814e9, 1.8e9),
     "resnet34": (21_797_672, 3.664e9, 3.6e9),

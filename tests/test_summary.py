@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from papernets.analysis import count_macs, count_parameters, summarize
-from papernets.analysis.summary import format_count
+from papernets.models import count_macs, count_parameters, summarize
+from papernets.models.summary import format_count
 from papernets.errors import ModelError
 from papernets.models import create_model
 

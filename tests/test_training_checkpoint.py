@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from papernets.errors import CheckpointError, TrainingError
-from papernets.training import checkpoint
-from papernets.training.checkpoint import (capture_rng_state, load_checkpoint, load_newest_valid,
+from papernets.runs import checkpoint
+from papernets.runs.checkpoint import (capture_rng_state, load_checkpoint, load_newest_valid,
                                            model_from_checkpoint, previous_path, restore_rng_state,
                                            save_checkpoint)
 

@@ -3,7 +3,7 @@
 import pytest
 
 from papernets.cli import main
-from papernets.training.checkpoint import save_checkpoint
+from papernets.runs.checkpoint import save_checkpoint
 
 BAD_COMMANDS = [
     (["--model", "resnet2O", "--dataset", "fashion-mnist"], "Unknown model 'resnet2O'"),

@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from papernets.cli import main
+from conftest import dataset_flags
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = """# Test recipe: plain SGD with momentum and a cosine decay.
@@ -22,15 +24,19 @@ momentum = 0.9
 weight_decay = 5e-4
 schedule = "cosine"
 """
-RUN = ["train", "--model", "lenet5_modern", "--dataset", "fashion-mnist", "--quiet", "--no-report", "--amp", "off",
-       "--set", "train_size=512", "val_size=256", "test_size=256", "threads=1"]
+pytestmark = pytest.mark.real_data("fashion-mnist")
+
+
+def run_arguments() -> list[str]:
+    return ["train", "--model", "lenet5_modern", *dataset_flags("fashion-mnist"), "--quiet", "--no-report", "--amp",
+            "off", "--set", "train_size=512", "val_size=256", "test_size=256", "threads=1"]
 
 
 def test_two_gloo_processes_match_one_process(tmp_path):
     environment = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE)
-    run = [*RUN, "--recipe", str(recipe), "--output", str(tmp_path)]
+    run = [*run_arguments(), "--recipe", str(recipe), "--output", str(tmp_path)]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                "-m", "papernets", *run, "--set", "run_name=ddp"]
     finished = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=300)

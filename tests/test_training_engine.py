@@ -20,10 +20,11 @@ from safetensors.torch import load_file
 
 from papernets.cli import main
 from papernets.errors import PapernetsError, TrainingError
-from papernets.training.checkpoint import load_checkpoint
+from papernets.runs.checkpoint import load_checkpoint
 from papernets.training.config import TrainConfig, validate
 from papernets.training.engine import TrainingInterrupted, train
-from papernets.training.run_folder import TIMING_COLUMNS
+from papernets.runs.names import TIMING_COLUMNS
+from conftest import dataset_flags
 from generated_data import generated_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,7 +78,7 @@ def private_cache(tmp_path, monkeypatch):
 def fashion_run(tmp_path_factory) -> Path:
     """lenet5_modern, 2 epochs on 2,000 Fashion-MNIST images, through the command line."""
     output = tmp_path_factory.mktemp("fashion")
-    status = main(["train", "--model", "lenet5_modern", "--dataset", "fashion-mnist", "--recipe",
+    status = main(["train", "--model", "lenet5_modern", *dataset_flags("fashion-mnist"), "--recipe",
                    write_test_recipe(output.parent), "--output", str(output), "--quiet", "--no-report",
                    *FASHION_SUBSET])
     assert status == 0
@@ -113,10 +114,11 @@ def test_eval_reproduces_the_summarys_test_accuracy(fashion_run, capsys):
     assert result["accuracy"] == summary["test_accuracy"]
 
 
+@pytest.mark.real_data("fashion-mnist")
 def test_distillation_from_a_trained_teacher(fashion_run, tmp_path):
-    status = main(["train", "--model", "lenet5_modern", "--dataset", "fashion-mnist", "--epochs", "1",
-                   "--recipe", write_test_recipe(tmp_path), "--teacher", str(fashion_run / "checkpoints" / "best.pt"), "--output",
-                   str(tmp_path), "--quiet", "--no-report", *FASHION_SUBSET, "distill_temperature=4",
+    status = main(["train", "--model", "lenet5_modern", *dataset_flags("fashion-mnist"), "--epochs", "1",
+                   "--recipe", write_test_recipe(tmp_path), "--teacher", str(fashion_run / "checkpoints" / "best.pt"),
+                   "--output", str(tmp_path), "--quiet", "--no-report", *FASHION_SUBSET, "distill_temperature=4",
                    "distill_alpha=0.7", "seed=1"])
     assert status == 0
     (run_dir,) = [path for path in tmp_path.iterdir() if path.is_dir() and path.name != "cache"]
@@ -166,8 +168,9 @@ def test_resume_after_stops_mid_epoch_is_exact(uninterrupted_run, tmp_path):
     assert len(read_metrics(run_dir)) == 3
 
 
+@pytest.mark.real_data("fashion-mnist")
 def test_sigterm_saves_a_checkpoint_and_the_resumed_run_is_exact(tmp_path):
-    arguments = ["train", "--model", "lenet5_modern", "--dataset", "fashion-mnist", "--recipe",
+    arguments = ["train", "--model", "lenet5_modern", *dataset_flags("fashion-mnist"), "--recipe",
                  write_test_recipe(tmp_path), "--epochs", "3", "-b", "64", "--output", str(tmp_path), "--no-report",
                  "--set", "train_size=4000", "val_size=256", "test_size=256", "threads=1", "amp=off"]
     command = [sys.executable, "-m", "papernets", *arguments, "run_name=run"]
@@ -212,9 +215,9 @@ def test_unwritable_output_and_full_disk_are_reported_before_training(tmp_path, 
     blocker.write_text("not a folder")
     with pytest.raises(TrainingError, match="Cannot write to the output folder"):
         train(generated_config(blocker), dataset=generated_dataset())
-    from papernets.training import run_folder
+    from papernets.runs import writer
 
-    monkeypatch.setattr(run_folder.shutil, "disk_usage", lambda path: type("Usage", (), {"free": 10 * 2**20})())
+    monkeypatch.setattr(writer.shutil, "disk_usage", lambda path: type("Usage", (), {"free": 10 * 2**20})())
     with pytest.raises(TrainingError, match="MB free"):
         train(generated_config(tmp_path / "out"), dataset=generated_dataset())
     assert not (tmp_path / "out" / "run" / "metrics.csv").exists()

@@ -1,4 +1,4 @@
-"""VGG fidelity: parameter counts against Table 2 and torchvision, MACs against REFERENCE_NUMBERS.md, stage
+"""VGG fidelity: parameter counts against Table 2 and torchvision, MACs against docs/REFERENCE.md, stage
 shapes against Table 1, the A-LRN normalisation against Krizhevsky et al.'s formula, small-input shapes, and
 identical logits to torchvision from the same weights."""
 
@@ -10,10 +10,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from papernets.errors import ModelError
 from papernets.models import create_model, get_model_entry, list_models
-from papernets.models.interop import load_torchvision_state_dict
+from papernets.models.interop import convert_torchvision_state_dict, load_torchvision_state_dict
 from weights_reference import randomize
 
-TORCHVISION_PARAMS = {  # REFERENCE_NUMBERS.md, 1000 classes
+TORCHVISION_PARAMS = {  # docs/REFERENCE.md, 1000 classes
     "vgg11": 132_863_336, "vgg13": 133_047_848, "vgg16": 138_357_544, "vgg19": 143_667_240,
     "vgg11_bn": 132_868_840, "vgg16_bn": 138_365_992,
 }
@@ -166,7 +166,7 @@ def test_torchvision_state_dicts_map_onto_every_layer(name):
     with torch.device("meta"):
         reference = getattr(torchvision.models, name)(weights=None)
         model = create_model(name)
-    converted = model.convert_torchvision_state_dict(reference.state_dict())
+    converted = convert_torchvision_state_dict(model, reference.state_dict())
     own = model.state_dict()
     assert converted.keys() == own.keys()
     assert all(converted[key].shape == own[key].shape for key in own)

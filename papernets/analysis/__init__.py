@@ -1,5 +1,2 @@
-"""Analysis of models and runs: model summaries (layer table, parameters, MACs), reports, predictions."""
-
-from papernets.analysis.summary import ModelSummary, count_macs, count_parameters, summarize
-
-__all__ = ["ModelSummary", "count_macs", "count_parameters", "summarize"]
+"""Analysis of finished runs: reports, plots, calibration, predictions, comparison of runs, the papers'
+published results. It reads run folders (papernets.runs) and never imports papernets.training."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from papernets.analysis.run_folder import read_summary
+from papernets.runs.reader import read_summary
 from papernets.errors import ConfigError
 
 # Config keys that do not change what is trained: runs that differ only in these are repeats of one config.

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from papernets.analysis.run_folder import BEST_CHECKPOINT, Run, RunFolderError
+from papernets.runs.names import BEST_CHECKPOINT, PREDICTIONS_FILE
+from papernets.runs.reader import Run, RunFolderError
 from papernets.errors import PapernetsError
 
-PREDICTIONS_FILE = "predictions.npz"
 EVALUATION_BATCH_SIZE = 500
 MOST_CONFIDENT_MISTAKES = 24  # images kept in predictions.npz for the report's grid
 
@@ -39,7 +39,7 @@ class Classifier:
 
     @classmethod
     def from_checkpoint(cls, checkpoint_path: str | Path) -> "Classifier":
-        from papernets.training.checkpoint import model_from_checkpoint
+        from papernets.runs.checkpoint import model_from_checkpoint
 
         model, checkpoint = model_from_checkpoint(checkpoint_path)
         normalization = checkpoint["normalization"]

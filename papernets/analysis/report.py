@@ -22,7 +22,7 @@ from papernets.analysis import compare, plots
 from papernets.analysis.document import Document
 from papernets.analysis.paper_results import COMPARISON_HEADERS, RunAccuracy, comparison_rows
 from papernets.analysis.predict import PREDICTIONS_FILE, Predictions, run_predictions
-from papernets.analysis.run_folder import Run, RunFolderError, read_run
+from papernets.runs.reader import Run, RunFolderError, read_run
 
 REPORT_FILE = "report.md"
 COMPARISON_FILE = "comparison.md"
@@ -106,7 +106,7 @@ def _flatten(values: dict, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def _hardware(environment: dict) -> str:
-    """From env.json (papernets.training.run_folder.environment): device, threads, processes, autocast."""
+    """From env.json (papernets.runs.writer.environment): device, threads, processes, autocast."""
     if "device" not in environment:
         return "not recorded"
     device = environment["device"]

@@ -1,5 +1,6 @@
-"""`papernets data list` and `papernets data info DATASET`: what data papernets knows, where it was found,
-and what it holds (sizes, classes and their counts, priors, normalization statistics)."""
+"""`papernets data list`, `papernets data info DATASET` and `papernets data download DATASET ...`: what data
+papernets knows, where it was found, what it holds (sizes, classes and their counts, priors, normalization
+statistics), and fetching it from the official mirrors into the cache when it is not found anywhere."""
 
 import dataclasses
 import json
@@ -25,6 +26,13 @@ def add_commands(subparsers) -> None:
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(run=run_info)
 
+    download = commands.add_parser("download", help="make data sets available: found locally, or downloaded from "
+                                   "the official mirrors into the cache and verified against published checksums")
+    download.add_argument("datasets", nargs="+", choices=list(DATASETS), metavar="DATASET",
+                          help=f"data set name ({', '.join(DATASETS)})")
+    download.add_argument("--data-dir", help="look in this folder first (default: PAPERNETS_DATA, system, cache)")
+    download.set_defaults(run=run_download)
+
 
 def run_list(args) -> int:
     rows = []
@@ -48,6 +56,14 @@ def run_list(args) -> int:
         where = row["found"] or f"not found (papernets data info {row['name']} --download)"
         sizes = f"{row['train_size']:>7,} {row['test_size']:>7,}"
         print(f"{row['name']:<14} {row['classes']:>7}  {shape:<8} {sizes}  {where}")
+    return 0
+
+
+def run_download(args) -> int:
+    for name in args.datasets:
+        dataset = load_dataset(name, data_dir=args.data_dir, download=True)
+        print(f"{name}: {len(dataset.train_labels):,} train + {len(dataset.test_labels):,} test images in "
+              f"{dataset.source} ({dataset.origin})")
     return 0
 
 

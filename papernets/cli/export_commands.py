@@ -1,16 +1,16 @@
 """`papernets export --checkpoint PATH --output FILE`: a trained model with BatchNorm folded into its
 convolutions, as one safetensors file whose metadata names the model, its options and its normalisation.
 
-Load it with `papernets.models.fusion.load_exported(FILE)`, which rebuilds the model from the registry (no
+Load it with `papernets.export.fusion.load_exported(FILE)`, which rebuilds the model from the registry (no
 pickled code runs) and optimises it for inference (channels_last, bfloat16 where the hardware has it).
 """
 
 from pathlib import Path
 
 from papernets.errors import CheckpointError
-from papernets.models.fusion import ExportInfo, export_model
-from papernets.training.checkpoint import model_from_checkpoint
-from papernets.training.run_folder import BEST_CHECKPOINT
+from papernets.export.fusion import ExportInfo, export_model
+from papernets.runs.checkpoint import model_from_checkpoint
+from papernets.runs.names import BEST_CHECKPOINT
 
 
 def add_commands(subparsers) -> None:

@@ -10,7 +10,7 @@ import re
 
 import torch
 
-from papernets.analysis.summary import count_macs, count_parameters, format_count, summarize
+from papernets.models.summary import count_macs, count_parameters, format_count, summarize
 from papernets.errors import ConfigError, ModelError
 from papernets.models import create_model, get_model_entry, list_models
 

@@ -25,7 +25,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 def _checkpoint_path(given: str) -> Path:
     """A checkpoint file, or a run folder standing for its best checkpoint."""
-    from papernets.analysis.run_folder import BEST_CHECKPOINT
+    from papernets.runs.names import BEST_CHECKPOINT
 
     path = Path(given)
     return path / BEST_CHECKPOINT if path.is_dir() else path

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from papernets.errors import ConfigError
+from papernets.errors import ConfigError, PapernetsError
 from papernets.training.config import (RECIPES_DIR, TrainConfig, apply, config_from_dict, list_recipes,
                                        load_config, parse_overrides, validate)
 
@@ -94,7 +94,8 @@ def check_names(model: str | None, dataset: str | None):
 
 def resume_target(resume: str, output: str) -> tuple[Path, Path]:
     """(run folder, checkpoint path) for `--resume` with a run folder, a checkpoint file, or nothing."""
-    from papernets.training.run_folder import CHECKPOINTS, LAST_CHECKPOINT, newest_run
+    from papernets.runs.names import CHECKPOINTS, LAST_CHECKPOINT
+    from papernets.runs.writer import newest_run
 
     path = Path(resume) if resume else newest_run(output)
     if path.is_dir():
@@ -126,7 +127,8 @@ def resumed_config(saved: dict, overrides: dict) -> TrainConfig:
 
 
 def run_train(args) -> int:
-    from papernets.training import checkpoint
+    from papernets.runs import checkpoint
+    from papernets.training.distributed import is_main_process
     from papernets.training.engine import TrainingInterrupted, train
 
     overrides = overrides_from(args)
@@ -143,11 +145,25 @@ def run_train(args) -> int:
         config = load_config(recipe, overrides)
     check_names(config.model, config.dataset)
     try:
-        train(config, resume=resume, run_dir=run_dir)
+        run_dir = train(config, resume=resume, run_dir=run_dir)
     except TrainingInterrupted as interruption:
         print(interruption, file=sys.stderr)
         return interruption.exit_code
+    if config.report and is_main_process():
+        write_run_report(run_dir, config)
     return 0
+
+
+def write_run_report(run_dir: Path, config: TrainConfig):
+    """train, then report: a report that fails is an error, and the message says the run itself is complete."""
+    from papernets.analysis.report import write_report
+
+    try:
+        report = write_report(run_dir, html=config.html)
+    except PapernetsError as error:
+        raise PapernetsError(f"Training finished and {run_dir} is complete, but its report failed: {error}") from None
+    if not config.quiet:
+        print(f"Report: {report.with_suffix('.html') if config.html else report}", file=sys.stderr)
 
 
 def run_eval(args) -> int:

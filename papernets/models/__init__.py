@@ -11,5 +11,7 @@ from papernets.models import mobilenet_v2  # noqa: F401  (registers mobilenet_v2
 from papernets.models import mobilenet_v3  # noqa: F401  (registers mobilenet_v3_large, mobilenet_v3_small)
 from papernets.models import fastnet  # noqa: F401  (registers fastnet)
 from papernets.models.registry import create_model, get_model_entry, list_models, register_model
+from papernets.models.summary import ModelSummary, count_macs, count_parameters, summarize
 
-__all__ = ["create_model", "get_model_entry", "list_models", "register_model"]
+__all__ = ["ModelSummary", "count_macs", "count_parameters", "create_model", "get_model_entry", "list_models",
+           "register_model", "summarize"]

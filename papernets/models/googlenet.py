@@ -16,7 +16,7 @@ shapes give 163,328 = 159.5 x 1024), which is why its column sums to about 6.8M 
 the paper are the rows of `VARIANTS` marked `# DEVIATION:`. torchvision's pretrained weights were ported from
 a model trained on inputs scaled to [-1, 1]; torchvision's builder then sets `transform_input=True`, which
 turns ImageNet-normalised inputs into that scale inside the model. Models here know nothing of data
-normalisation: give such weights inputs normalised with `TORCHVISION_WEIGHTS_NORMALIZATION` (mean 0.5, std
+normalisation: give such weights inputs normalised with `interop.TORCHVISION_WEIGHTS_NORMALIZATION` (mean 0.5, std
 0.5 per channel), which is exactly what `transform_input` computes.
 
 Deviations from the paper (both variants):
@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from papernets.errors import ModelError
-from papernets.models.auxiliary import forward_with_auxiliary_heads
+from papernets.models.layers import ConvBlock, forward_with_auxiliary_heads
 from papernets.models.registry import register_model
 
 PAPER = "Szegedy et al. 2014, arXiv:1409.4842"
@@ -49,28 +49,9 @@ AUXILIARY_REDUCTION = 128       # Sec. 5: 1x1 convolution with 128 filters
 AUXILIARY_HIDDEN = 1024         # Sec. 5: fully connected layer with 1024 units
 AUXILIARY_DROPOUT = 0.7         # Sec. 5: dropout layer with 70% ratio of dropped outputs
 AUXILIARY_GRID = 4              # Sec. 5: average pooling 5x5/3 gives 4x4x512 for (4a) and 4x4x528 for (4d)
-BATCH_NORM_EPS = 1e-3           # the epsilon of Google's TensorFlow models and torchvision's ports of them
 # The paper gives no LRN parameters; these are the BVLC Caffe reference model's (bvlc_googlenet): 5 maps,
 # alpha 1e-4 (Caffe and PyTorch both divide it by the size), beta 0.75, k 1.
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 1.0
-TORCHVISION_WEIGHTS_NORMALIZATION = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
-
-
-class ConvBlock(nn.Module):
-    """Convolution then ReLU; with `batch_norm`, a convolution without bias, BatchNorm, then ReLU."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], *,
-                 stride: int = 1, padding: int | tuple[int, int] = 0, batch_norm: bool = False):
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                              bias=not batch_norm)
-        self.bn = nn.BatchNorm2d(out_channels, eps=BATCH_NORM_EPS) if batch_norm else None
-        self.relu = nn.ReLU(inplace=True)
-        self.out_channels = out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
-        return self.relu(x if self.bn is None else self.bn(x))
 
 
 class InceptionRow(NamedTuple):
@@ -201,40 +182,15 @@ class GoogLeNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         return forward_with_auxiliary_heads(self, x)
 
-    def convert_torchvision_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """torchvision's googlenet keys renamed to ours, module by module (`inception3a` -> `stages.inception_3a`)."""
+    def torchvision_modules(self, state_dict: dict[str, torch.Tensor]) -> dict[str, str]:
+        """torchvision's googlenet modules and ours (`inception3a` -> `stages.inception_3a`), for models.interop."""
         if self.stem.conv1.bn is None:
             raise ModelError("torchvision's googlenet has BatchNorm and 3x3 kernels in its '5x5' branch: load its "
                              "weights into googlenet_bn, not googlenet.")
         modules = {"conv1": "stem.conv1", "conv2": "stem.conv2_reduce", "conv3": "stem.conv2", "fc": "head.fc"}
         modules |= {name.replace("_", ""): f"stages.{name}" for name, row in TABLE_1 if row is not None}
         modules |= {f"aux{number}": f"aux_heads.{name}" for number, name in enumerate(AUXILIARY_CLASSIFIERS, 1)}
-        return rename_by_position(state_dict, self.state_dict(), modules)
-
-
-def rename_by_position(state_dict: dict[str, torch.Tensor], own_state: dict[str, torch.Tensor],
-                       modules: dict[str, str]) -> dict[str, torch.Tensor]:
-    """Rename each source module's keys to the target module's keys in registration order.
-
-    Both sides register the same layers in the same order inside each module, so the n-th tensor of
-    torchvision's `inception3a` is the n-th tensor of our `stages.inception_3a`; the field names (weight,
-    bias, running_mean, ...) must agree. Auxiliary-head weights are dropped when the target has no such head.
-    Keys of modules that are not listed are kept as they are, so that the strict load reports them.
-    """
-    converted = {}
-    for source, target in modules.items():
-        source_keys = [key for key in state_dict if key.startswith(f"{source}.")]
-        target_keys = [key for key in own_state if key.startswith(f"{target}.")]
-        if source_keys and not target_keys and target.startswith("aux_heads."):
-            continue
-        fields_agree = all(s.rsplit(".", 1)[1] == t.rsplit(".", 1)[1] for s, t in zip(source_keys, target_keys))
-        if len(source_keys) != len(target_keys) or not fields_agree:
-            raise ModelError(f"torchvision's {source!r} does not match this model's {target!r} layer for layer: "
-                             f"load weights of the same architecture and options.")
-        converted |= {t: state_dict[s] for s, t in zip(source_keys, target_keys)}
-    listed = tuple(f"{source}." for source in modules)
-    converted |= {key: value for key, value in state_dict.items() if not key.startswith(listed)}
-    return converted
+        return modules
 
 
 # Table 1 from inception (3a) on: the "#1x1", "#3x3 reduce", "#3x3", "#5x5 reduce", "#5x5" and "pool proj"

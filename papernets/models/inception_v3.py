@@ -10,7 +10,7 @@ ported), because the paper prints none inside the modules; this is torchvision's
 last 17x17 module is on by default (`aux_logits=True`, as in torchvision); its loss weight is 0.4
 (`aux_loss_weights`), the weight of the authors' TensorFlow training code, since the paper states none.
 torchvision's pretrained weights expect inputs scaled to [-1, 1] (its builder sets `transform_input=True` to
-rescale ImageNet-normalised inputs): normalise with `TORCHVISION_WEIGHTS_NORMALIZATION` (mean 0.5, std 0.5)
+rescale ImageNet-normalised inputs): normalise with `interop.TORCHVISION_WEIGHTS_NORMALIZATION` (mean 0.5, std 0.5)
 instead, which is what `transform_input` computes; the model itself knows nothing of normalisation.
 
 Deviations from the paper:
@@ -35,14 +35,13 @@ import torch
 from torch import nn
 
 from papernets.errors import ModelError
-from papernets.models.auxiliary import forward_with_auxiliary_heads
-from papernets.models.googlenet import TORCHVISION_WEIGHTS_NORMALIZATION, ConvBlock, rename_by_position
+from papernets.models.layers import ConvBlock, forward_with_auxiliary_heads
 from papernets.models.registry import register_model
 
 PAPER = "Szegedy et al. 2015, arXiv:1512.00567"
 AUXILIARY_LOSS_WEIGHT = 0.4     # the authors' TensorFlow training code (inception_model.loss: weight=0.4)
 DROPOUT = 0.2                   # the authors' TensorFlow code: dropout_keep_prob=0.8
-__all__ = ["InceptionV3", "TORCHVISION_WEIGHTS_NORMALIZATION", "inception_v3"]
+__all__ = ["InceptionV3", "inception_v3"]
 
 
 def conv(in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], *, stride: int = 1,
@@ -229,15 +228,15 @@ class InceptionV3(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         return forward_with_auxiliary_heads(self, x)
 
-    def convert_torchvision_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """torchvision's inception_v3 keys renamed to ours, module by module (`Mixed_5b` -> `stages.mixed_5b`)."""
+    def torchvision_modules(self, state_dict: dict[str, torch.Tensor]) -> dict[str, str]:
+        """torchvision's inception_v3 modules and ours (`Mixed_5b` -> `stages.mixed_5b`), for models.interop."""
         modules = {
             "Conv2d_1a_3x3": "stem.conv_1a", "Conv2d_2a_3x3": "stem.conv_2a", "Conv2d_2b_3x3": "stem.conv_2b",
             "Conv2d_3b_1x1": "stem.conv_3b", "Conv2d_4a_3x3": "stem.conv_4a",
             "AuxLogits": f"aux_heads.{AUXILIARY_CLASSIFIER}", "fc": "head.fc",
         }
         modules |= {name.capitalize(): f"stages.{name}" for name, _, _ in TABLE_1}
-        return rename_by_position(state_dict, self.state_dict(), modules)
+        return modules
 
 
 # Table 1 from "3xInception" on, with the blocks and widths of the released model: name, block, width (the

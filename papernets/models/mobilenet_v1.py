@@ -22,16 +22,8 @@ import torch
 from torch import nn
 
 from papernets.errors import ModelError
+from papernets.models.layers import ConvBNActivation, small_input_strides
 from papernets.models.registry import register_model
-
-
-def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, stride: int, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(OrderedDict(
-        conv=nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
-                       groups=groups, bias=False),
-        bn=nn.BatchNorm2d(out_channels),
-        relu=nn.ReLU(inplace=True),
-    ))
 
 
 class DepthwiseSeparableConv(nn.Module):
@@ -39,8 +31,8 @@ class DepthwiseSeparableConv(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int):
         super().__init__()
-        self.depthwise = conv_bn_relu(in_channels, in_channels, 3, stride, groups=in_channels)
-        self.pointwise = conv_bn_relu(in_channels, out_channels, 1, 1)
+        self.depthwise = ConvBNActivation(in_channels, in_channels, 3, stride, groups=in_channels, activation=nn.ReLU)
+        self.pointwise = ConvBNActivation(in_channels, out_channels, 1, 1, activation=nn.ReLU)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pointwise(self.depthwise(x))
@@ -56,16 +48,12 @@ class MobileNetV1(nn.Module):
         def thin(channels: int) -> int:  # Sec. 3.3: alpha * M channels
             return max(8, int(channels * width_multiplier))
 
-        stem_stride = 1 if small_input else 2  # DEVIATION: stride 1 for images below 64 px (see module docstring)
-        self.stem = conv_bn_relu(in_channels, thin(STEM_FILTERS), 3, stem_stride)
+        # DEVIATION: small_input keeps the resolution in the stem and the first stride-2 layer (module docstring).
+        stem_stride, strides = small_input_strides(2, [s for s, _ in DEPTHWISE_SEPARABLE_LAYERS], small_input)
+        self.stem = ConvBNActivation(in_channels, thin(STEM_FILTERS), 3, stem_stride, activation=nn.ReLU)
         layers = []
         in_channels = thin(STEM_FILTERS)
-        strided_layers_seen = 0
-        for stride, filters in DEPTHWISE_SEPARABLE_LAYERS:
-            if stride == 2:
-                strided_layers_seen += 1
-                if small_input and strided_layers_seen == 1:
-                    stride = 1  # DEVIATION: the first stride-2 layer keeps the resolution of small inputs
+        for (_, filters), stride in zip(DEPTHWISE_SEPARABLE_LAYERS, strides):
             layers.append(DepthwiseSeparableConv(in_channels, thin(filters), stride))
             in_channels = thin(filters)
         self.stages = nn.Sequential(*layers)

@@ -7,7 +7,7 @@ with ReLU6, 3x3 depthwise with ReLU6 and stride s, then a linear 1x1 projection 
 after the bottleneck); the shortcut joins the bottlenecks when input and output shapes agree (Sec. 3.3, Fig. 3b).
 Sec. 6.1: BatchNorm after every layer. Sec. 5.1: the width multiplier applies to every layer except the last
 1x1 convolution when it is below one. Layers and names match torchvision's `mobilenet_v2`, so its weights load
-with `convert_torchvision_state_dict` and give identical outputs.
+with `interop.load_torchvision_state_dict` and give identical outputs.
 
 Deviations from the paper:
 - Dropout 0.2 before the classifier (torchvision and the TensorFlow reference use it; the paper does not say).
@@ -24,29 +24,8 @@ import torch
 from torch import nn
 
 from papernets.errors import ModelError
+from papernets.models.layers import ConvBNActivation, make_divisible, small_input_strides
 from papernets.models.registry import register_model
-
-
-def make_divisible(channels: float, divisor: int = 8) -> int:
-    """Round to the nearest multiple of `divisor` (at least `divisor`), never more than 10% below `channels`."""
-    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * channels else rounded
-
-
-class ConvBNActivation(nn.Sequential):
-    """Convolution without bias, BatchNorm, then an activation (none for a linear bottleneck)."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1,
-                 groups: int = 1, activation: type[nn.Module] | None = nn.ReLU6,
-                 batch_norm_eps: float = 1e-5, batch_norm_momentum: float = 0.1):
-        layers = OrderedDict(
-            conv=nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
-                           groups=groups, bias=False),
-            bn=nn.BatchNorm2d(out_channels, eps=batch_norm_eps, momentum=batch_norm_momentum),
-        )
-        if activation is not None:
-            layers["act"] = activation(inplace=True)
-        super().__init__(layers)
 
 
 class InvertedResidual(nn.Module):
@@ -75,16 +54,12 @@ class MobileNetV2(nn.Module):
         if not 0 <= dropout < 1:
             raise ModelError(f"MobileNetV2's dropout is a probability in [0, 1), got {dropout}.")
         stem_channels = make_divisible(STEM_CHANNELS * width_multiplier)
-        stem_stride = 1 if small_input else 2  # DEVIATION: stride 1 for images below 64 px (see module docstring)
+        # DEVIATION: small_input keeps the resolution in the stem and the first stride-2 row (module docstring).
+        stem_stride, strides = small_input_strides(2, [s for *_, s in TABLE_2], small_input)
         self.stem = ConvBNActivation(in_channels, stem_channels, 3, stem_stride)
         rows = []
         in_channels = stem_channels
-        strided_rows_seen = 0
-        for t, c, n, s in TABLE_2:
-            if s == 2:
-                strided_rows_seen += 1
-                if small_input and strided_rows_seen == 1:
-                    s = 1  # DEVIATION: the first stride-2 row keeps the resolution of small inputs
+        for (t, c, n, _), s in zip(TABLE_2, strides):
             out_channels = make_divisible(c * width_multiplier)
             row = []
             for repeat in range(n):
@@ -110,30 +85,11 @@ class MobileNetV2(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(x)))
 
-    def convert_torchvision_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Rename torchvision's `mobilenet_v2` keys to ours (same layers, same order)."""
-        blocks = [(f"stages.{row}.{repeat}", block) for row, stage in enumerate(self.stages)
-                  for repeat, block in enumerate(stage)]
-        renames = {"features.0.0": "stem.conv", "features.0.1": "stem.bn",
-                   f"features.{len(blocks) + 1}.0": "head.conv.conv", f"features.{len(blocks) + 1}.1": "head.conv.bn",
-                   "classifier.1": "head.fc"}
-        for index, (name, block) in enumerate(blocks, start=1):
-            parts = ["expand", "depthwise"] if isinstance(block.expand, ConvBNActivation) else ["depthwise"]
-            for position, part in enumerate(parts):
-                renames[f"features.{index}.conv.{position}.0"] = f"{name}.{part}.conv"
-                renames[f"features.{index}.conv.{position}.1"] = f"{name}.{part}.bn"
-            renames[f"features.{index}.conv.{len(parts)}"] = f"{name}.project.conv"
-            renames[f"features.{index}.conv.{len(parts) + 1}"] = f"{name}.project.bn"
-        return rename_modules(state_dict, renames)
-
-
-def rename_modules(state_dict: dict[str, torch.Tensor], renames: dict[str, str]) -> dict[str, torch.Tensor]:
-    """Replace each key's module path by its new name; keys of unknown modules are kept (and refused on load)."""
-    converted = {}
-    for key, value in state_dict.items():
-        module, _, tensor_name = key.rpartition(".")
-        converted[f"{renames.get(module, module)}.{tensor_name}"] = value
-    return converted
+    def torchvision_modules(self, state_dict: dict[str, torch.Tensor]) -> dict[str, str]:
+        """torchvision's `mobilenet_v2` modules and ours (same layers in the same order), for models.interop."""
+        blocks = [f"stages.{row}.{repeat}" for row, stage in enumerate(self.stages) for repeat in range(len(stage))]
+        return {"features.0": "stem", **{f"features.{index}": block for index, block in enumerate(blocks, start=1)},
+                f"features.{len(blocks) + 1}": "head.conv", "classifier.1": "head.fc"}
 
 
 # Table 2: the first layer ("conv2d, c = 32, s = 2"), the bottleneck rows, and the last 1x1 convolution.

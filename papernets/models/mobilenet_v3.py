@@ -9,7 +9,7 @@ projection, shortcut when the shapes agree) with an optional squeeze-and-excite 
 convolution (Sec. 5.3: hard-sigmoid gate, squeeze to 1/4 of the expansion channels). Sec. 5.2:
 h-swish(x) = x * ReLU6(x + 3) / 6. Sec. 6.1: BatchNorm with average decay 0.99 (momentum 0.01), dropout 0.8 keep
 probability (0.2 here). Layers and names match torchvision's `mobilenet_v3_large` / `mobilenet_v3_small`, so their
-weights load with `convert_torchvision_state_dict` and give identical outputs.
+weights load with `interop.load_torchvision_state_dict` and give identical outputs.
 
 Deviations from the paper:
 - The squeeze-and-excite width is 1/4 of the expansion channels rounded to a multiple of 8 (e.g. 72 / 4 = 18
@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from papernets.errors import ModelError
-from papernets.models.mobilenet_v2 import ConvBNActivation, make_divisible, rename_modules
+from papernets.models.layers import ConvBNActivation, make_divisible, small_input_strides
 from papernets.models.registry import register_model
 
 # Sec. 6.1: "batch-normalization layers with average decay of 0.99"; epsilon from the TensorFlow reference.
@@ -87,16 +87,12 @@ class MobileNetV3(nn.Module):
         def scale(channels: int) -> int:
             return make_divisible(channels * width_multiplier)
 
-        stem_stride = 1 if small_input else 2  # DEVIATION: stride 1 for images below 64 px (see module docstring)
+        # DEVIATION: small_input keeps the resolution in the stem and the first stride-2 bneck (module docstring).
+        stem_stride, strides = small_input_strides(2, [s for *_, s in table], small_input)
         self.stem = BatchNormConv(in_channels, scale(STEM_CHANNELS), 3, stem_stride, activation=nn.Hardswish)
         blocks = []
         in_channels = scale(STEM_CHANNELS)
-        strided_rows_seen = 0
-        for kernel_size, exp_size, out, se, nl, s in table:
-            if s == 2:
-                strided_rows_seen += 1
-                if small_input and strided_rows_seen == 1:
-                    s = 1  # DEVIATION: the first stride-2 bneck keeps the resolution of small inputs
+        for (kernel_size, exp_size, out, se, nl, _), s in zip(table, strides):
             blocks.append(InvertedResidual(in_channels, scale(out), kernel_size=kernel_size,
                                            expanded_channels=scale(exp_size), use_squeeze_excitation=se,
                                            activation=ACTIVATIONS[nl], stride=s))
@@ -125,23 +121,12 @@ class MobileNetV3(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(x)))
 
-    def convert_torchvision_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Rename torchvision's `mobilenet_v3_large` / `mobilenet_v3_small` keys to ours."""
+    def torchvision_modules(self, state_dict: dict[str, torch.Tensor]) -> dict[str, str]:
+        """torchvision's `mobilenet_v3_large` / `_small` modules and ours (same layers in the same order), for
+        models.interop."""
         last = len(self.stages) + 1
-        renames = {"features.0.0": "stem.conv", "features.0.1": "stem.bn",
-                   f"features.{last}.0": "head.conv.conv", f"features.{last}.1": "head.conv.bn",
-                   "classifier.0": "head.fc1", "classifier.3": "head.fc2"}
-        for index, block in enumerate(self.stages, start=1):
-            parts = [part for part in ("expand", "depthwise", "squeeze_excitation", "project")
-                     if not isinstance(getattr(block, part), nn.Identity)]
-            for position, part in enumerate(parts):
-                if part == "squeeze_excitation":
-                    for layer in ("fc1", "fc2"):
-                        renames[f"features.{index}.block.{position}.{layer}"] = f"stages.{index - 1}.{part}.{layer}"
-                else:
-                    renames[f"features.{index}.block.{position}.0"] = f"stages.{index - 1}.{part}.conv"
-                    renames[f"features.{index}.block.{position}.1"] = f"stages.{index - 1}.{part}.bn"
-        return rename_modules(state_dict, renames)
+        return {"features.0": "stem", **{f"features.{index}": f"stages.{index - 1}" for index in range(1, last)},
+                f"features.{last}": "head.conv", "classifier.0": "head.fc1", "classifier.3": "head.fc2"}
 
 
 STEM_CHANNELS = 16  # Tables 1 and 2: "conv2d, 16, HS, s 2"

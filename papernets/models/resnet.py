@@ -14,7 +14,7 @@ The text says that conv3_1, conv4_1 and conv5_1 downsample with stride 2; in a b
 on the first 1x1 convolution, as in the paper's released models, and this reproduces Table 1's FLOPs (3.86,
 7.57, 11.28 G against 3.8, 7.6, 11.3). `v1_5=True` moves it to the 3x3 convolution ("ResNet v1.5", torchvision's
 choice): the parameters are the same, but the first 1x1 then runs at full resolution (4.09, 7.80, 11.51 G).
-Only with v1_5=True do the outputs equal torchvision's for the same weights; `convert_torchvision_state_dict`
+Only with v1_5=True do the outputs equal torchvision's for the same weights; `interop.load_torchvision_state_dict`
 loads torchvision weights into either, since the shapes agree.
 
 Deviations from the paper:
@@ -25,7 +25,6 @@ Deviations from the paper:
 - The final fully connected layer keeps PyTorch's default initialisation; the paper does not specify it.
 """
 
-import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
@@ -160,23 +159,11 @@ class ResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(x)))
 
-    def convert_torchvision_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Rename torchvision's ResNet keys to ours (shortcut B). Outputs match torchvision only with v1_5=True."""
-        stage_names = [name for name, _ in self.stages.named_children()]
-        renames = [
-            (r"^conv1\.", "stem.conv."),
-            (r"^bn1\.", "stem.bn."),
-            (r"^layer(\d)\.", lambda match: f"stages.{stage_names[int(match[1]) - 1]}."),
-            (r"\.downsample\.0\.", ".shortcut.conv."),
-            (r"\.downsample\.1\.", ".shortcut.bn."),
-            (r"^fc\.", "head.fc."),
-        ]
-        converted = {}
-        for key, value in state_dict.items():
-            for pattern, replacement in renames:
-                key = re.sub(pattern, replacement, key)
-            converted[key] = value
-        return converted
+    def torchvision_modules(self, state_dict: dict[str, torch.Tensor]) -> dict[str, str]:
+        """torchvision's ResNet modules and ours (shortcut B: `downsample` is our `shortcut`), for models.interop.
+        Outputs match torchvision only with v1_5=True."""
+        stages = {f"layer{index}": f"stages.{name}" for index, (name, _) in enumerate(self.stages.named_children(), 1)}
+        return {"conv1": "stem.conv", "bn1": "stem.bn", **stages, "fc": "head.fc"}
 
 
 # Table 1: the block and its number of repeats in each stage, for each depth ("layer name" columns).

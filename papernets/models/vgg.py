@@ -116,8 +116,9 @@ class VGG(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
-    def convert_torchvision_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """torchvision's `features.<i>` / `classifier.<i>` layers, matched to ours in order."""
+    def torchvision_modules(self, state_dict: dict[str, torch.Tensor]) -> dict[str, str]:
+        """torchvision's `features` / `classifier` and ours, layer for layer in order, for models.interop; weights
+        of another configuration are refused here, in VGG's terms."""
         if self.configuration not in TORCHVISION_CONFIGURATIONS:
             raise ModelError(f"VGG configuration {self.configuration} has no torchvision counterpart: load "
                              f"weights into vgg11, vgg13, vgg16 or vgg19 (or their _bn versions) instead.")
@@ -131,12 +132,7 @@ class VGG(nn.Module):
         if len(theirs) != len(ours):
             raise ModelError(f"The torchvision state dict has {len(theirs)} layers with weights, {self.configuration}"
                              f"{' with BN' if self.batch_norm else ''} has {len(ours)}: load the matching vgg.")
-        renamed = dict(zip(theirs, ours))
-        converted = {}
-        for key, value in state_dict.items():
-            layer, field = key.rsplit(".", 1)
-            converted[f"{renamed[layer]}.{field}"] = value
-        return converted
+        return dict(zip(theirs, ours))
 
 
 # Table 1, one column per configuration, from the input upwards; "maxpool" rows end the five stages.

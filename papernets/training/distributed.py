@@ -71,6 +71,11 @@ class Distributed:
             dist.destroy_process_group()
 
 
+def is_main_process() -> bool:
+    """Rank 0 under torchrun, or the only process: the one that writes files after training."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def from_environment(device_type: str) -> Distributed:
     """The torchrun environment (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE); one process without it."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))

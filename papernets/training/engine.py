@@ -5,7 +5,9 @@
 3. model (seeded), teacher, optimizer, schedule; or all of them restored from a checkpoint (`--resume`);
 4. the loop: one global step per batch, checkpoints inside and at the end of epochs, a row of metrics.csv and
    a validation pass per epoch, best.pt on each better validation accuracy;
-5. final weights, test accuracy of the best-validation weights (never selected by test), summary.json, report.
+5. final weights, test accuracy of the best-validation weights (never selected by test), summary.json.
+
+The command line, not this module, writes the report from the run folder afterwards.
 
 Exact resume: every batch is a pure function of (seed, epoch, step), the learning rate a function of the
 global step, and the checkpoint holds the RNG states and the running sums of the epoch, so on the CPU with
@@ -28,15 +30,16 @@ import torch
 from torch import nn
 
 from papernets.errors import ConfigError, TrainingError
-from papernets.training import checkpoint as checkpoints
+from papernets.hardware import bf16_supported
+from papernets.runs import checkpoint as checkpoints
+from papernets.runs.names import (BEST_CHECKPOINT, CONFIG_FILE, ENVIRONMENT_FILE, LAST_CHECKPOINT, METRICS_FILE,
+                                  SAFETENSORS_FILE, SUMMARY_FILE)
+from papernets.runs.writer import default_run_name, environment, prepare_run_folder, write_json, write_metrics
 from papernets.training.config import TrainConfig, config_from_dict, validate
 from papernets.training.distributed import Distributed, from_environment
 from papernets.training.losses import classification_loss, training_loss
 from papernets.training.optim import LearningRateSchedule, build_optimizer, set_lr
 from papernets.training.progress import Progress
-from papernets.training.run_folder import (BEST_CHECKPOINT, CONFIG_FILE, ENVIRONMENT_FILE, LAST_CHECKPOINT,
-                                           METRICS_FILE, SUMMARY_FILE, default_run_name, environment,
-                                           prepare_run_folder, write_json, write_metrics)
 
 PROGRESS_REFRESH_STEPS = 20
 
@@ -58,21 +61,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
-
-
-def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":")[1].split()}
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Native bf16 arithmetic: AVX512-BF16 or AMX on the CPU (through oneDNN), or a GPU that has it."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return torch.backends.mkldnn.is_available() and bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def resolve_amp(mode: str, device: torch.device, progress: Progress) -> torch.dtype | None:
@@ -157,8 +145,7 @@ def evaluation_loader(split, data: PreparedData, config: TrainConfig, device: to
 def build_model(config: TrainConfig, data: PreparedData) -> tuple[nn.Module, int, int]:
     """The seeded model for the dataset's image size and classes, with its parameter and MAC counts; a model
     that cannot take the dataset's images is refused here, before any training."""
-    from papernets.analysis.summary import count_macs, count_parameters
-    from papernets.models import create_model
+    from papernets.models import count_macs, count_parameters, create_model
 
     torch.manual_seed(config.seed)
     model = create_model(config.model, num_classes=len(data.class_names), input_size=data.input_size,
@@ -529,10 +516,10 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
     if tensorboard is not None:
         tensorboard.close()
 
-    # 5. Final weights; test accuracy of the best-validation weights; summary; report.
+    # 5. Final weights; test accuracy of the best-validation weights; summary.
     final_val_accuracy = state.metrics_rows[-1]["val_acc"]
     if distributed.is_main:
-        save_safetensors(model.state_dict(), run_dir / "model.safetensors")
+        save_safetensors(model.state_dict(), run_dir / SAFETENSORS_FILE)
         if state.best_epoch is None:  # no validation split: the final weights are the ones to test
             save(best_path, keep_previous=False)
     distributed.barrier()  # best.pt is complete before any rank reads it
@@ -554,8 +541,6 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
         write_json(run_dir / SUMMARY_FILE, summary)
         progress.info(f"Test accuracy {test_accuracy:.4f} (weights of epoch {state.best_epoch or epochs}, "
                       f"best on validation); {state.train_seconds:.0f} s of training; run folder {run_dir}.")
-        if config.report:
-            write_run_report(run_dir, config.html, progress)
     distributed.close()
     return run_dir
 
@@ -568,19 +553,6 @@ def save_safetensors(model_state: dict, path: Path):
     temporary = path.with_name(f".{path.name}.tmp")
     save_file({name: tensor.detach().cpu().contiguous() for name, tensor in model_state.items()}, str(temporary))
     os.replace(temporary, path)
-
-
-def write_run_report(run_dir: Path, html: bool, progress: Progress):
-    """The report is extra: if it fails, the run is still good, so say why in one warning line."""
-    try:
-        from papernets.analysis.report import write_report
-
-        report = write_report(run_dir, html=html)
-        progress.message(f"Report: {report.with_suffix('.html') if html else report}")
-    except Exception as error:  # noqa: BLE001  (any failure of the report leaves a good run)
-        progress.message(f"warning: the report for {run_dir} was not written ({type(error).__name__}: "
-                         f"{str(error).splitlines()[0] if str(error) else 'no message'}); run `papernets report "
-                         f"{run_dir}` to try again.")
 
 
 def tensorboard_writer(run_dir: Path):

@@ -1,7 +1,7 @@
 """Writing the run folder (docs/ARCHITECTURE.md, "Training"): config.json, env.json, metrics.csv, summary.json.
 
 Each file is written whole to a temporary name and renamed into place, so a reader never sees half a file.
-`papernets.analysis.run_folder` reads what this module writes.
+`papernets.runs.reader` reads what this module writes; the names of the files are in `papernets.runs.names`.
 """
 
 import csv
@@ -19,19 +19,10 @@ import numpy as np
 import torch
 
 from papernets.errors import TrainingError
+from papernets.hardware import cpu_model
+from papernets.runs.names import CHECKPOINTS, METRICS_COLUMNS
 
-METRICS_COLUMNS = ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s",
-                   "seconds")
-TIMING_COLUMNS = ("images_per_s", "seconds")  # differ between an interrupted-and-resumed run and a straight one
 MINIMUM_FREE_BYTES = 100 * 1024 * 1024
-CHECKPOINTS = "checkpoints"
-# The run folder's files (docs/ARCHITECTURE.md, "Training"); papernets.analysis.run_folder reads the same names.
-CONFIG_FILE = "config.json"
-ENVIRONMENT_FILE = "env.json"
-METRICS_FILE = "metrics.csv"
-SUMMARY_FILE = "summary.json"
-LAST_CHECKPOINT = Path(CHECKPOINTS, "last.pt")
-BEST_CHECKPOINT = Path(CHECKPOINTS, "best.pt")
 
 
 def write_text_atomically(path: Path, text: str):
@@ -99,16 +90,6 @@ def write_metrics(path: Path, rows: list[dict]):
     write_text_atomically(path, buffer.getvalue())
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def code_version() -> dict:
     """The git commit of the papernets checkout (and whether it had local changes), else the package version."""
     from importlib.metadata import PackageNotFoundError, version
@@ -136,11 +117,11 @@ def environment(device: torch.device, amp_dtype: torch.dtype | None, threads: in
         "torchvision": torchvision.__version__,
         "numpy": np.__version__,
         "platform": platform.platform(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": threads,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_model(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
         "amp": str(amp_dtype).removeprefix("torch.") if amp_dtype else "off",
         "world_size": world_size,
         "command": sys.argv,

@@ -31,18 +31,11 @@ from safetensors.torch import load_file, save_file
 from torch import fx, nn
 
 from papernets.errors import CheckpointError
+from papernets.hardware import bf16_supported
 from papernets.models.registry import create_model
 
 EXPORT_FORMAT = "papernets-folded-v1"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
-def bfloat16_supported(device: torch.device | str = "cpu") -> bool:
-    """True where bfloat16 convolutions and matmuls run natively (AVX512-BF16/AMX on CPUs, Ampere+ GPUs)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def _bn_scale_shift(norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,7 +156,7 @@ class InferenceModel(nn.Module):
 
 def _resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if dtype == "auto":
-        return torch.bfloat16 if bfloat16_supported(device) else torch.float32
+        return torch.bfloat16 if bf16_supported(device) else torch.float32
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {dtype!r}")
     return DTYPES[dtype]

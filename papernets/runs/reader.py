@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from papernets.errors import PapernetsError
-from papernets.training.run_folder import (BEST_CHECKPOINT, CONFIG_FILE, ENVIRONMENT_FILE, LAST_CHECKPOINT,
-                                           METRICS_FILE, SUMMARY_FILE)
-
+from papernets.runs.names import (BEST_CHECKPOINT, CONFIG_FILE, ENVIRONMENT_FILE, LAST_CHECKPOINT, METRICS_FILE,
+                                  SUMMARY_FILE)
 
 
 class RunFolderError(PapernetsError):

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `make data`: makes MNIST and Fashion-MNIST available to papernets (the tests and the demo train on both).
+# For each data set, the first of these that works:
+#   1. already found where papernets looks (--data-dir, $PAPERNETS_DATA, /usr/share/datasets, the cache);
+#   2. Fashion-MNIST: Debian's package `dataset-fashion-mnist` (apt-get, as root);
+#      MNIST: $FETCH_MNIST (default ../shared/tools/fetch-mnist) where that tool exists — on machines that reach
+#      only package registries it installs the byte-exact official files (MD5-checked) in /usr/share/datasets/mnist;
+#   3. `papernets data download NAME`: the official mirrors, into the cache, verified against published MD5s.
+# Usage: scripts/get-data.sh PAPERNETS_COMMAND [DATASET ...]   (default: mnist fashion-mnist)
+set -uo pipefail
+papernets=$1; shift
+datasets=("$@")
+[ $# -eq 0 ] && datasets=(mnist fashion-mnist)
+fetch_mnist=${FETCH_MNIST:-../shared/tools/fetch-mnist}
+
+found() { "$papernets" data info "$1" >/dev/null 2>&1; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi; }
+
+install_fashion_mnist_from_debian() {
+  command -v apt-get >/dev/null || return 1
+  export DEBIAN_FRONTEND=noninteractive
+  # --reinstall: the package may be recorded as installed while its files were removed.
+  as_root apt-get install -y -qq --reinstall dataset-fashion-mnist >/dev/null 2>&1 ||
+    { as_root apt-get update -qq >/dev/null 2>&1 && as_root apt-get install -y -qq --reinstall dataset-fashion-mnist >/dev/null; }
+}
+
+install_mnist_with_fetch_tool() {
+  [ -x "$fetch_mnist" ] || return 1
+  as_root "$fetch_mnist"
+}
+
+failed=0
+for name in "${datasets[@]}"; do
+  if found "$name"; then
+    echo "$name: found ($("$papernets" data list | awk -v n="$name" '$1 == n {print $NF}'))"
+    continue
+  fi
+  case $name in
+    fashion-mnist) install_fashion_mnist_from_debian ;;
+    mnist) install_mnist_with_fetch_tool ;;
+  esac
+  found "$name" || "$papernets" data download "$name" >/dev/null 2>&1
+  if found "$name"; then
+    echo "$name: installed ($("$papernets" data list | awk -v n="$name" '$1 == n {print $NF}'))"
+  else
+    echo "error: could not obtain $name (no Debian package or fetch tool here, and the official mirrors did not" \
+         "answer: $("$papernets" data download "$name" 2>&1 | tail -n 1)); put its four IDX files in a folder and" \
+         "set PAPERNETS_DATA to the folder above it, or run \`make data\` where the internet is reachable." >&2
+    failed=1
+  fi
+done
+exit $failed
