@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from papernets.errors import ConfigError, PapernetsError
-from papernets.training.config import (RECIPES_DIR, TrainConfig, apply, config_from_dict, list_recipes,
+from papernets.training.config import (TrainConfig, apply, config_from_dict, default_recipe, list_recipes,
                                        load_config, parse_overrides, validate)
 
 # Fields a resumed run may change: how it runs and reports, and how long it trains. Anything else would make
@@ -75,10 +75,6 @@ def overrides_from(args) -> dict:
         if value is not None:
             overrides[field_name] = value
     return overrides
-
-
-def default_recipe(dataset: str | None) -> str | None:
-    return f"fast-{dataset}" if dataset and (RECIPES_DIR / f"fast-{dataset}.toml").is_file() else None
 
 
 def check_names(model: str | None, dataset: str | None):

@@ -133,6 +133,11 @@ def list_recipes() -> list[str]:
     return sorted(path.stem for path in RECIPES_DIR.glob("*.toml"))
 
 
+def default_recipe(dataset: str | None) -> str | None:
+    """The data set's fast recipe (`fast-<dataset>`), used when no recipe is named; None where there is none."""
+    return f"fast-{dataset}" if dataset and (RECIPES_DIR / f"fast-{dataset}.toml").is_file() else None
+
+
 def recipe_path(recipe: str) -> Path:
     """A recipe name (`resnet-cifar-he2015`) or the path of a TOML file."""
     named = RECIPES_DIR / f"{recipe}.toml"
