@@ -21,7 +21,9 @@ Nothing is unpickled.
 """
 
 import copy
+import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import fx, nn
 
-from papernets.errors import CheckpointError
+from papernets.errors import CheckpointError, ConfigError
 from papernets.hardware import bf16_supported
 from papernets.models.registry import create_model
 
@@ -187,27 +189,74 @@ class ExportInfo:
     class_names: list[str] | None = None
     normalization: dict | None = None   # {"mean": [...], "std": [...]} the model expects its input normalised by
     dataset: str | None = None
+    config: dict | None = None          # the run's resolved config: `papernets eval` rebuilds its test split
+    precision: str | None = None        # "bf16" or "off": how the run trained and evaluated
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict) -> "ExportInfo":
+        """From a training checkpoint (or any dict with its model fields)."""
+        return cls(**{field.name: checkpoint[field.name] for field in dataclasses.fields(cls) if field.name in checkpoint})
 
 
-def export_model(model: nn.Module, path: str | Path, info: ExportInfo) -> Path:
-    """Write `model` with BN folded, float32, to a safetensors file carrying `info` as JSON metadata."""
-    pairs = foldable_pairs(copy.deepcopy(model).eval())
+def export_model(model: nn.Module, path: str | Path, info: ExportInfo, *, fold: bool = True) -> Path:
+    """Write `model` float32, with BN folded (`fold`), to a safetensors file carrying `info` as JSON metadata;
+    readable by others as the umask allows (safetensors itself creates files private to their owner)."""
+    pairs = foldable_pairs(copy.deepcopy(model).eval()) if fold else []
     folded = fold_batchnorm(model, pairs).float()
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in folded.state_dict().items()}
-    metadata = {"format": EXPORT_FORMAT, "info": json.dumps(info.__dict__), "folded": json.dumps(pairs)}
+    metadata = {"format": EXPORT_FORMAT, "info": json.dumps(dataclasses.asdict(info)), "folded": json.dumps(pairs)}
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         save_file(state, str(path), metadata=metadata)
+        _readable_as_umask_allows(path)
     except OSError as error:
         raise CheckpointError(f"Cannot write the exported model to {path} ({error.strerror}); "
                               "choose a writable --output path.") from None
     return path
 
 
+def export_onnx(model: nn.Module, path: str | Path, info: ExportInfo) -> Path:
+    """The model with BN folded, float32, as ONNX (input "images" (B, C, H, W) normalised as `info` says, any
+    batch size; output "logits"), with `info` as JSON in the model's metadata under "papernets". Needs the
+    onnx and onnxscript packages (torch's ONNX exporter)."""
+    try:
+        import onnxscript  # noqa: F401  (torch.onnx.export needs it; imported here to give one clear error)
+    except ImportError:
+        raise ConfigError("ONNX export needs the onnx and onnxscript packages: pip install onnx onnxscript.") from None
+    folded = fold_batchnorm(model).float()
+    example = torch.zeros(2, *(info.input_size or [info.in_channels, 224, 224]))
+    program = torch.onnx.export(folded, (example,), input_names=["images"], output_names=["logits"],
+                                dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False)
+    program.model.metadata_props["papernets"] = json.dumps(dataclasses.asdict(info))
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        program.save(str(path))
+        _readable_as_umask_allows(path)
+    except OSError as error:
+        raise CheckpointError(f"Cannot write the exported model to {path} ({error.strerror}); "
+                              "choose a writable --output path.") from None
+    return path
+
+
+def _readable_as_umask_allows(path: Path):
+    """safetensors creates its files readable by their owner only; give them the mode any new file gets."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
+
+
 def load_exported(path: str | Path, *, dtype: str = "auto", channels_last: bool = True,
                   device: str = "cpu") -> tuple[InferenceModel, ExportInfo]:
     """Rebuild an exported model from the registry, load its folded weights strictly, optimise it for `device`."""
+    model, info = load_exported_model(path)
+    return optimize_for_inference(model.to(device), dtype=dtype, channels_last=channels_last), info
+
+
+def load_exported_model(path: str | Path) -> tuple[nn.Module, ExportInfo]:
+    """The model of an exported file (or a run's model.safetensors), rebuilt from the registry with the file's
+    weights loaded strictly, in eval mode on the CPU, as it was exported (folded or not)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Exported model {path} does not exist; write one with `papernets export`.")
@@ -236,4 +285,4 @@ def load_exported(path: str | Path, *, dtype: str = "auto", channels_last: bool 
     except (AttributeError, RuntimeError):
         raise CheckpointError(f"The weights in {path} do not fit model {info.model} with options "
                               f"{info.model_options}; export the model again with this papernets version.") from None
-    return optimize_for_inference(model.to(device), dtype=dtype, channels_last=channels_last), info
+    return model.eval(), info

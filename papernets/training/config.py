@@ -45,6 +45,7 @@ class TrainConfig:
     model: str = ""
     dataset: str = ""
     model_options: dict = field(default_factory=dict)  # keyword options of the model builder
+    pretrained: str = ""            # a torchvision state dict (.pth) to start from; the head is replaced
     recipe: str = ""                # the recipe name or file this config came from
     source: str = ""                # the paper or note the recipe follows
 
@@ -157,7 +158,7 @@ def read_recipe(recipe: str) -> dict:
         raise ConfigError(f"Recipe {path} cannot be read as TOML ({error}); fix the file.") from None
 
 
-def _type_name(expected) -> str:
+def type_name(expected) -> str:
     return getattr(expected, "__name__", None) or str(expected).replace("typing.", "")
 
 
@@ -172,7 +173,7 @@ def check_type(name: str, value, expected):
     if origin is list:
         (item_type,) = typing.get_args(expected)
         if not isinstance(value, list):
-            raise ConfigError(f"{name} must be a list of {_type_name(item_type)}, e.g. [1, 2]; got {value!r}.")
+            raise ConfigError(f"{name} must be a list of {type_name(item_type)}, e.g. [1, 2]; got {value!r}.")
         return [check_type(f"{name}[{index}]", item, item_type) for index, item in enumerate(value)]
     if expected is dict:
         if not isinstance(value, dict):
@@ -183,7 +184,7 @@ def check_type(name: str, value, expected):
     if expected is float and isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number; got {value!r}.")
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise ConfigError(f"{name} must be of type {_type_name(expected)}; got {value!r}.")
+        raise ConfigError(f"{name} must be of type {type_name(expected)}; got {value!r}.")
     return value
 
 

@@ -22,14 +22,14 @@ import os
 import random
 import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from papernets.errors import ConfigError, TrainingError
+from papernets.errors import CheckpointError, ConfigError, TrainingError
 from papernets.hardware import bf16_supported
 from papernets.runs import checkpoint as checkpoints
 from papernets.runs.names import (BEST_CHECKPOINT, CONFIG_FILE, ENVIRONMENT_FILE, LAST_CHECKPOINT, METRICS_FILE,
@@ -39,7 +39,7 @@ from papernets.training.config import TrainConfig, config_from_dict, validate
 from papernets.training.distributed import Distributed, from_environment
 from papernets.training.losses import classification_loss, training_loss
 from papernets.training.optim import LearningRateSchedule, build_optimizer, set_lr
-from papernets.training.progress import Progress
+from papernets.training.progress import Progress, plural
 
 PROGRESS_REFRESH_STEPS = 20
 
@@ -171,10 +171,6 @@ def auxiliary_loss_weights(config: TrainConfig, model: nn.Module) -> tuple[float
     return tuple(config.aux_loss_weights) or own
 
 
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
 def load_teacher(checkpoint: dict, data: PreparedData, device: torch.device) -> nn.Module:
     teacher, checkpoint = checkpoints.model_from_checkpoint(checkpoint)
     if checkpoint["num_classes"] != len(data.class_names) or tuple(checkpoint["input_size"]) != data.input_size:
@@ -212,6 +208,20 @@ def evaluate(model: nn.Module, loader, *, device: torch.device, amp_dtype: torch
     return loss_sum / count, correct / count
 
 
+def model_for_evaluation(path: Path) -> tuple[nn.Module, dict]:
+    """(model, its checkpoint's fields) from a checkpoint (.pt), or from a papernets safetensors file: a run's
+    model.safetensors or what `papernets export` wrote (then `epoch` is None)."""
+    if path.suffix != ".safetensors":
+        return checkpoints.model_from_checkpoint(path)
+    from papernets.export.fusion import load_exported_model
+
+    model, info = load_exported_model(path)
+    if info.config is None:
+        raise CheckpointError(f"{path} was exported without its training config, so its test split is unknown; "
+                              "export it again with `papernets export` to evaluate it.")
+    return model, {**asdict(info), "epoch": None}
+
+
 def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str | None = None,
                         device: str = "auto") -> dict:
     """`papernets eval`: the checkpoint's accuracy on the split it was trained with, computed as training
@@ -220,7 +230,7 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str 
     path = Path(path)
     if path.is_dir():
         path = path / BEST_CHECKPOINT
-    model, checkpoint = checkpoints.model_from_checkpoint(path)
+    model, checkpoint = model_for_evaluation(path)
     config = replace(config_from_dict(checkpoint["config"]), data_dir=data_dir or checkpoint["config"]["data_dir"])
     if split == "val" and config.val_size == 0:
         raise ConfigError(f"{path} was trained without a validation split (val_size 0); use --split test.")
@@ -282,8 +292,8 @@ class LoopState:
     train_seconds: float = 0.0
 
 
-def checkpoint_payload(config: TrainConfig, data: PreparedData, model: nn.Module, optimizer, schedule,
-                       state: LoopState, amp_dtype) -> dict:
+def model_description(config: TrainConfig, data: PreparedData, amp_dtype) -> dict:
+    """What rebuilds the model and reads its inputs as training did (checkpoints and model.safetensors)."""
     return {
         "model": config.model,
         "model_options": dict(config.model_options),
@@ -295,6 +305,13 @@ def checkpoint_payload(config: TrainConfig, data: PreparedData, model: nn.Module
         "normalization": {"mean": list(data.mean), "std": list(data.std)},
         "precision": "bf16" if amp_dtype else "off",
         "config": config.to_dict(),
+    }
+
+
+def checkpoint_payload(config: TrainConfig, data: PreparedData, model: nn.Module, optimizer, schedule,
+                       state: LoopState, amp_dtype) -> dict:
+    return {
+        **model_description(config, data, amp_dtype),
         "model_state": {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()},
         "optimizer_state": optimizer.state_dict(),
         "schedule_state": schedule.state_dict(),
@@ -400,7 +417,7 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
                       f"{steps_per_epoch} steps per epoch, {plural(epochs, 'epoch')}) on {device} with "
                       f"{'bf16 autocast' if amp_dtype else 'fp32'}, {plural(threads, 'thread')}; run folder {run_dir}.")
         for adjustment in config.adjustments:
-            progress.info(f"Recipe {config.recipe} adjusted: {adjustment}.")
+            progress.message(f"Recipe {config.recipe} adjusted: {adjustment}.")
         progress.info(f"Augmentation: {train_loader.augment}.")
         progress.info(schedule.describe())
 
@@ -519,7 +536,7 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
     # 5. Final weights; test accuracy of the best-validation weights; summary.
     final_val_accuracy = state.metrics_rows[-1]["val_acc"]
     if distributed.is_main:
-        save_safetensors(model.state_dict(), run_dir / SAFETENSORS_FILE)
+        save_safetensors(model, run_dir / SAFETENSORS_FILE, model_description(config, data, amp_dtype))
         if state.best_epoch is None:  # no validation split: the final weights are the ones to test
             save(best_path, keep_previous=False)
     distributed.barrier()  # best.pt is complete before any rank reads it
@@ -539,19 +556,20 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
             "device": str(device), "precision": "bf16" if amp_dtype else "fp32", "world_size": distributed.world_size,
         }
         write_json(run_dir / SUMMARY_FILE, summary)
-        progress.info(f"Test accuracy {test_accuracy:.4f} (weights of epoch {state.best_epoch or epochs}, "
-                      f"best on validation); {state.train_seconds:.0f} s of training; run folder {run_dir}.")
+        progress.result(f"Test accuracy {test_accuracy:.4f} (weights of epoch {state.best_epoch or epochs}, "
+                        f"best on validation); {state.train_seconds:.0f} s of training; run folder {run_dir}.")
     distributed.close()
     return run_dir
 
 
-def save_safetensors(model_state: dict, path: Path):
-    """Written whole under a temporary name and renamed, like every file of the run folder: a run killed
-    mid-write leaves no half file under the final name."""
-    from safetensors.torch import save_file
+def save_safetensors(model: nn.Module, path: Path, description: dict):
+    """The final weights in the format `papernets export` writes (without folding), so that `predict` and
+    `eval` take them; written whole under a temporary name and renamed, like every file of the run folder: a
+    run killed mid-write leaves no half file under the final name."""
+    from papernets.export.fusion import ExportInfo, export_model
 
     temporary = path.with_name(f".{path.name}.tmp")
-    save_file({name: tensor.detach().cpu().contiguous() for name, tensor in model_state.items()}, str(temporary))
+    export_model(model, temporary, ExportInfo.from_checkpoint(description), fold=False)
     os.replace(temporary, path)
 
 

@@ -1,10 +1,15 @@
 """What a run prints: a tqdm bar per epoch (loss, accuracy, images/s, ETA) on a terminal, one plain line per
-epoch otherwise (a log file, CI), nothing but warnings with --quiet."""
+epoch otherwise (a log file, CI), nothing but warnings with --quiet. All of that goes to stderr; the run's result
+(test accuracy and run folder) goes to stdout, with --quiet too, so that it can be piped or captured."""
 
 import sys
 import time
 
 from tqdm import tqdm
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 class Progress:
@@ -19,6 +24,9 @@ class Progress:
             self.bar.write(line, file=sys.stderr)
         else:
             print(line, file=sys.stderr, flush=True)
+
+    def result(self, line: str):
+        print(line, flush=True)
 
     def info(self, line: str):
         if self.enabled:
