@@ -129,6 +129,7 @@ class GoogLeNet(nn.Module):
     def __init__(self, variant: GoogLeNetVariant, *, num_classes: int, in_channels: int, small_input: bool = False,
                  aux_logits: bool = True):
         super().__init__()
+        self.small_input = small_input  # torchvision's weights need the full-size strides (models/interop.py)
         batch_norm = variant.batch_norm
         stem: list[tuple[str, nn.Module]] = [
             # DEVIATION: small_input keeps full resolution (stride 1, no max-pools) so 28x28 reaches (3a) at 28x28.

@@ -274,8 +274,21 @@ def load_config(recipe: str | None = None, overrides: dict | None = None) -> Tra
     if recipe_config is not None:
         fit_schedule(config, recipe_config, overrides)
     apply_label_constraints(config, overrides)
+    if config.pretrained:
+        keep_torchvision_layout(config)
     validate(config)
     return config
+
+
+def keep_torchvision_layout(config: TrainConfig):
+    """Weights from torchvision fit the full-size stem only, so a model designed for large images keeps it on
+    small ones too (the registry would otherwise choose small_input=True below 64 pixels)."""
+    from papernets.models import get_model_entry
+
+    if not get_model_entry(config.model).designed_for_small_input and "small_input" not in config.model_options:
+        config.model_options["small_input"] = False
+        config.adjustments.append("model_options.small_input off: torchvision's weights (--pretrained) fit the "
+                                  "full-size stem")
 
 
 def _length(config: TrainConfig) -> tuple[int, str]:

@@ -148,8 +148,11 @@ def build_model(config: TrainConfig, data: PreparedData) -> tuple[nn.Module, int
     from papernets.models import count_macs, count_parameters, create_model
 
     torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=len(data.class_names), input_size=data.input_size,
-                         **config.model_options)
+    if config.pretrained:
+        model = pretrained_model(config, data)
+    else:
+        model = create_model(config.model, num_classes=len(data.class_names), input_size=data.input_size,
+                             **config.model_options)
     try:
         macs = count_macs(model, data.input_size)
         with torch.no_grad(), torch.random.fork_rng(devices=[]):  # training mode too: auxiliary heads run there
@@ -169,6 +172,24 @@ def auxiliary_loss_weights(config: TrainConfig, model: nn.Module) -> tuple[float
         raise ConfigError(f"aux_loss_weights gives {len(config.aux_loss_weights)} weights but {config.model} has "
                           f"{len(own)} auxiliary heads; give {len(own)} weights or drop aux_loss_weights.")
     return tuple(config.aux_loss_weights) or own
+
+
+def pretrained_model(config: TrainConfig, data: PreparedData) -> nn.Module:
+    """The model started from a torchvision state dict file, its head replaced for the data set's classes."""
+    from papernets.models.interop import fine_tuning_start
+
+    try:
+        state_dict = torch.load(config.pretrained, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001  (torch.load on foreign bytes raises anything from IndexError up)
+        raise CheckpointError(f"--pretrained {config.pretrained} cannot be read as a state dict "
+                              f"({checkpoints.short_reason(error)}); pass a file saved with "
+                              "torch.save(torchvision_model.state_dict()).") from None
+    if not isinstance(state_dict, dict) or not all(isinstance(value, torch.Tensor) for value in state_dict.values()):
+        raise CheckpointError(f"--pretrained {config.pretrained} holds no state dict of tensors; pass a file saved "
+                              "with torch.save(torchvision_model.state_dict()).")
+    model, _ = fine_tuning_start(config.model, state_dict, num_classes=len(data.class_names),
+                                 input_size=data.input_size, **config.model_options)
+    return model
 
 
 def load_teacher(checkpoint: dict, data: PreparedData, device: torch.device) -> nn.Module:
@@ -375,7 +396,8 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
     # 3. Model, teacher, optimizer, schedule: seeded here, or restored from the checkpoint below.
     random.seed(config.seed)
     np.random.seed(config.seed)
-    model, params, macs = build_model(config, data)
+    # A resumed run takes its weights from the checkpoint, not from the --pretrained file it started from.
+    model, params, macs = build_model(replace(config, pretrained="") if resume else config, data)
     model = distributed.sync_batchnorm(model, device).to(device, memory_format=memory_format)
     teacher = load_teacher(teacher_checkpoint, data, device) if teacher_checkpoint else None
     aux_loss_weights = auxiliary_loss_weights(config, model)
