@@ -10,22 +10,23 @@ from papernets.cli import main
 from papernets.errors import ConfigError
 
 RUNS = {
-    # name: (model, params, MACs, best val, test, wall seconds, images/s)
-    "small": ("lenet5_modern", 61706, 416520, 0.90, 0.89, 30.0, 9000.0),
-    "medium": ("resnet20", 269722, 40_550_000, 0.93, 0.92, 300.0, 1800.0),
-    "large": ("resnet56", 853018, 125_490_000, 0.94, 0.935, 900.0, 650.0),
+    # name: (model, params, MACs, best val, test, test top-5, wall seconds, images/s)
+    "small": ("lenet5_modern", 61706, 416520, 0.90, 0.89, 0.995, 30.0, 9000.0),
+    "medium": ("resnet20", 269722, 40_550_000, 0.93, 0.92, 0.998, 300.0, 1800.0),
+    "large": ("resnet56", 853018, 125_490_000, 0.94, 0.935, 0.9975, 900.0, 650.0),
 }
 
 
 @pytest.fixture
 def run_dirs(tmp_path):
     folders = []
-    for name, (model, params, macs, best_val, test, seconds, images_per_s) in RUNS.items():
+    for name, (model, params, macs, best_val, test, top5, seconds, images_per_s) in RUNS.items():
         folder = tmp_path / name
         folder.mkdir()
         (folder / "summary.json").write_text(json.dumps({
             "model": model, "dataset": "fashion-mnist", "recipe": "fast-fashion-mnist", "seed": 0, "epochs": 5,
-            "best_val_accuracy": best_val, "test_accuracy": test, "wall_seconds": seconds, "params": params,
+            "best_val_accuracy": best_val, "test_accuracy": test, "test_top5_accuracy": top5,
+            "wall_seconds": seconds, "params": params,
             "macs": macs, "images_per_s": images_per_s}))
         folders.append(folder)
     return folders
@@ -38,6 +39,7 @@ def names_in_order(output: str) -> list[str]:
 @pytest.mark.parametrize("column, expected", [
     ("test", ["large", "medium", "small"]),           # accuracy: best first
     ("best-val", ["large", "medium", "small"]),
+    ("top-5", ["medium", "large", "small"]),
     ("params", ["small", "medium", "large"]),         # size: smallest first
     ("MACs", ["small", "medium", "large"]),
     ("time", ["small", "medium", "large"]),
@@ -59,9 +61,9 @@ def test_the_table_shows_every_column_formatted(run_dirs, capsys):
     assert main(["compare", str(run_dirs[1])]) == 0
     header, rule, row = capsys.readouterr().out.splitlines()
     assert header.split() == ["run", "model", "dataset", "recipe", "seed", "params", "MACs", "best", "val", "test",
-                              "time", "images/s"]
+                              "top-5", "time", "images/s"]
     assert row.split() == ["medium", "resnet20", "fashion-mnist", "fast-fashion-mnist", "0", "269,722", "40.55",
-                           "M", "93.00%", "92.00%", "300.0", "s", "1,800"]
+                           "M", "93.00%", "92.00%", "99.80%", "300.0", "s", "1,800"]
 
 
 def test_a_run_without_the_value_sorts_last(run_dirs):

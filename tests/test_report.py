@@ -8,19 +8,20 @@ import base64
 import csv
 import json
 import math
-import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from papernets.analysis.predict import MOST_CONFIDENT_MISTAKES, Predictions, most_confident_mistakes
 from papernets.analysis.report import write_comparison_report, write_report
 from papernets.cli import main
 from papernets.runs.names import PREDICTIONS_FILE
-from papernets.runs.reader import read_run
+from papernets.runs.predictions import MOST_CONFIDENT_MISTAKES, Predictions, most_confident_mistakes
+from papernets.runs.reader import RunFolderError
+from papernets.training.engine import evaluate_checkpoint
 from conftest import dataset_flags
 
 pytestmark = pytest.mark.real_data("fashion-mnist")
@@ -280,27 +281,51 @@ def test_evidence_section_names_seed_code_version_and_hardware(trained_run):
 
 
 def test_the_report_is_rebuilt_from_saved_predictions(trained_run, monkeypatch):
-    import papernets.analysis.predict as predict
+    import papernets.evaluation as evaluation
 
-    def refuse(run):
-        raise AssertionError("the report evaluated the checkpoint again instead of reading predictions.npz")
+    def refuse(*args, **kwargs):
+        raise AssertionError("the report evaluated the checkpoint instead of reading predictions.npz")
 
-    monkeypatch.setattr(predict, "evaluate_test_set", refuse)
+    monkeypatch.setattr(evaluation, "logits_batches", refuse)
     before = (trained_run / "report.md").read_text()
     assert main(["report", str(trained_run)]) == 0
     assert (trained_run / "report.md").read_text() == before
 
 
-def test_a_checkpoint_newer_than_the_saved_predictions_is_evaluated_again(trained_run, monkeypatch):
-    import papernets.analysis.predict as predict
+def test_a_run_folder_without_predictions_gets_them_from_its_best_checkpoint(trained_run, tmp_path):
+    """A report only reads predictions.npz; `papernets report` on an older run folder without it evaluates the
+    best checkpoint through the one evaluation path first, giving what training saved."""
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_run, copy)
+    (copy / PREDICTIONS_FILE).unlink()
+    with pytest.raises(RunFolderError, match="predictions.npz is missing"):
+        write_report(copy)
+    assert main(["report", str(copy)]) == 0
+    saved, evaluated = Predictions.load(trained_run / PREDICTIONS_FILE), Predictions.load(copy / PREDICTIONS_FILE)
+    assert np.array_equal(saved.labels, evaluated.labels)
+    assert np.allclose(saved.probs, evaluated.probs, atol=1e-6)
+    assert np.array_equal(saved.mistake_indices, evaluated.mistake_indices)
 
-    run = read_run(trained_run)
-    saved = Predictions.load(trained_run / PREDICTIONS_FILE)
-    evaluated = []
-    monkeypatch.setattr(predict, "evaluate_test_set", lambda run: evaluated.append(run.path) or saved)
-    older = (trained_run / "checkpoints" / "best.pt").stat().st_mtime - 10
-    os.utime(trained_run / PREDICTIONS_FILE, (older, older))
-    predict.run_predictions(run)
-    assert evaluated == [trained_run]
-    predict.run_predictions(run)  # saved again just now: read, not evaluated
-    assert evaluated == [trained_run]
+
+def test_report_equals_summary_on_the_fast_recipe_with_bf16_channels_last_and_flip_averaging(tmp_path):
+    """The path the fast recipe trains on (bf16 autocast, channels_last, flip test-time averaging): the test
+    accuracy in summary.json, the report's confusion matrix, predictions.npz and `papernets eval` agree exactly,
+    since all of them are the engine's one test pass or the one evaluation loop."""
+    assert main(["train", "--recipe", "fast-fashion-mnist", *dataset_flags("fashion-mnist"), "--epochs", "1",
+                 "--output", str(tmp_path), "--quiet",
+                 "--set", "train_size=2048", "val_size=512", f"test_size={TEST_SIZE}", "warmup_steps=2",
+                 "amp=bf16", "channels_last=true", "eval_tta_flip=true", "run_name=fast", "threads=1"]) == 0
+    run = tmp_path / "fast"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["precision"] == "bf16"
+    report = (run / "report.md").read_text()
+    right = sum(int(row[2].replace(",", "")) for row in table_after(report, "## Test set"))
+    assert right == round(summary["test_accuracy"] * TEST_SIZE)
+    assert key_number(report, "test top-5 accuracy") == f"{summary['test_top5_accuracy'] * 100:.2f}%"
+    predictions = Predictions.load(run / PREDICTIONS_FILE)
+    assert (predictions.probs.argmax(axis=1) == predictions.labels).mean() == summary["test_accuracy"]
+    top5 = np.argsort(-predictions.probs, axis=1, kind="stable")[:, :5]
+    assert (top5 == predictions.labels[:, None]).any(axis=1).mean() == pytest.approx(summary["test_top5_accuracy"])
+    evaluated = evaluate_checkpoint(run, data_dir=str(dataset_flags("fashion-mnist")[-1]))
+    assert (evaluated["accuracy"], evaluated["top5_accuracy"]) == (summary["test_accuracy"],
+                                                                   summary["test_top5_accuracy"])

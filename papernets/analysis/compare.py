@@ -53,11 +53,13 @@ COLUMNS = {
     "macs": Column("MACs", "macs", _millions, False),
     "best_val": Column("best val", "best_val_accuracy", _percent, True),
     "test": Column("test", "test_accuracy", _percent, True),
+    "top5": Column("top-5", "test_top5_accuracy", _percent, True),
     "time": Column("time", "wall_seconds", _seconds, False),
     "images_per_s": Column("images/s", "images_per_s", lambda value: "—" if value is None else f"{value:,.0f}",
                            True),
 }
 COLUMN_ALIASES = {"best_val_accuracy": "best_val", "val": "best_val", "test_accuracy": "test",
+                  "test_top5_accuracy": "top5", "top_5": "top5",
                   "wall_seconds": "time", "seconds": "time", "images/s": "images_per_s", "throughput": "images_per_s"}
 
 

@@ -1,11 +1,12 @@
-"""Class probabilities from a checkpoint: for image files (`papernets predict`) and for a run's whole test set
-(the predictions a report is built from, saved once as `predictions.npz`).
+"""`papernets predict`: class probabilities for image files from a checkpoint or an exported model (.safetensors:
+`papernets export`, or a run's model.safetensors), with a warning for each image unlike the training data.
 
-Images go through the model exactly as the training data did: uint8 pixels with the model's channels
-(grey "L" or "RGB") at the training size, scaled to [0, 1] and normalized with the checkpoint's mean and std.
+Images go through the model exactly as the test data did at the end of training: uint8 pixels with the
+model's channels (grey "L" or "RGB") at the training size, normalised by `data.BatchLoader` with the
+checkpoint's mean and std, and run through `papernets.evaluation` with the run's precision, memory format,
+batch size and flip averaging.
 """
 
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -13,13 +14,12 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from papernets.runs.names import BEST_CHECKPOINT, PREDICTIONS_FILE
-from papernets.runs.reader import Run, RunFolderError
+from papernets import evaluation
+from papernets.data import BatchLoader
 from papernets.errors import PapernetsError
+from papernets.runs.checkpoint import model_from_checkpoint
 
-EVALUATION_BATCH_SIZE = 500
-MOST_CONFIDENT_MISTAKES = 24  # images kept in predictions.npz for the report's grid
-MAXIMUM_STRETCH = 1.5         # aspect ratio of an image over the training images' before predict warns
+MAXIMUM_STRETCH = 1.5            # aspect ratio of an image over the training images' before predict warns
 BRIGHTNESS_TOLERANCE_STDS = 1.5  # mean pixel this many training stds from the training mean: predict warns
 
 
@@ -32,10 +32,13 @@ class Classifier:
     """A model in eval mode with what it needs to read an image as its training data was read."""
 
     model: torch.nn.Module
+    device: torch.device
     input_size: tuple[int, int, int]  # (C, H, W) the model was trained on
     mean: list[float]
     std: list[float]
     class_names: list[str]
+    batch_size: int
+    channels_last: bool = False
     flip_averaging: bool = False  # average the logits of the image and its mirror, as the run evaluated
     bf16_autocast: bool = False   # the run trained and evaluated under bf16 autocast
 
@@ -48,36 +51,26 @@ class Classifier:
             model, info = load_exported_model(checkpoint_path)
             checkpoint = {**asdict(info), "config": info.config or {}}
         else:
-            from papernets.runs.checkpoint import model_from_checkpoint
-
             model, checkpoint = model_from_checkpoint(checkpoint_path)
-        normalization = checkpoint["normalization"]
+        config, normalization = checkpoint["config"], checkpoint["normalization"]
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(model=model.to(device), input_size=tuple(checkpoint["input_size"]),
+        channels_last = bool(config.get("channels_last", False))
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        return cls(model=model.to(device, memory_format=memory_format), device=device,
+                   input_size=tuple(checkpoint["input_size"]),
                    mean=list(normalization["mean"]), std=list(normalization["std"]),
-                   class_names=list(checkpoint["class_names"]),
-                   flip_averaging=bool(checkpoint["config"].get("eval_tta_flip", False)),
+                   class_names=list(checkpoint["class_names"]), batch_size=int(config.get("batch_size", 128)),
+                   channels_last=channels_last, flip_averaging=bool(config.get("eval_tta_flip", False)),
                    bf16_autocast=checkpoint.get("precision") == "bf16")
 
-    @torch.no_grad()
-    def probabilities(self, images: np.ndarray, batch_size: int = EVALUATION_BATCH_SIZE) -> np.ndarray:
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Softmax probabilities (N, classes) for uint8 images (N, C, H, W)."""
-        device = next(self.model.parameters()).device
-        shape = (1, -1, 1, 1)
-        # x = (pixel / 255 - mean) / std, written as papernets.data.BatchLoader computes it, so that the same
-        # pixels give the same inputs, bit for bit, as in training and `papernets eval`.
-        scale = torch.tensor([1 / (255 * s) for s in self.std]).view(shape).to(device)
-        shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std)]).view(shape).to(device)
-        batches = []
-        for start in range(0, len(images), batch_size):
-            pixels = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(device)
-            inputs = pixels.float() * scale + shift  # (B, C, H, W)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16_autocast):
-                logits = self.model(inputs).float()
-                if self.flip_averaging:
-                    logits = (logits + self.model(inputs.flip(-1)).float()) / 2
-            batches.append(torch.softmax(logits, dim=1).cpu())
-        return torch.cat(batches).numpy()
+        loader = BatchLoader(images, np.zeros(len(images), np.int64), batch_size=self.batch_size, mean=self.mean,
+                             std=self.std, device=self.device, channels_last=self.channels_last, shuffle=False,
+                             drop_last=False)
+        return evaluation.probabilities(self.model, loader, device=self.device,
+                                        amp_dtype=torch.bfloat16 if self.bf16_autocast else None,
+                                        tta_flip=self.flip_averaging)
 
 
 def read_image(path: str | Path, input_size: tuple[int, int, int]) -> tuple[np.ndarray, tuple[int, int]]:
@@ -104,7 +97,7 @@ def read_image(path: str | Path, input_size: tuple[int, int, int]) -> tuple[np.n
 
 
 def unlike_training(path: str | Path, pixels: np.ndarray, original_size: tuple[int, int],
-                    classifier: "Classifier") -> list[str]:
+                    classifier: Classifier) -> list[str]:
     """Reasons to distrust a prediction: an image stretched or enlarged a lot to the training size, or much
     brighter or darker than the training images (e.g. dark digits on white where MNIST has white on black)."""
     warnings = []
@@ -146,71 +139,4 @@ def predict_images(checkpoint_path: str | Path, image_paths: list[str | Path], t
             top_classes=[(classifier.class_names[index], int(index), float(image_probabilities[index]))
                          for index in ranked],
             warnings=unlike_training(path, pixels, original_size, classifier)))
-    return predictions
-
-
-@dataclass
-class Predictions:
-    """The best checkpoint's predictions on a run's test set, and the images it was most confidently wrong on."""
-
-    probs: np.ndarray            # (N, classes) float32
-    labels: np.ndarray           # (N,) int64
-    class_names: list[str]
-    mistake_indices: np.ndarray  # test-set indices, most confident mistake first
-    mistake_images: np.ndarray   # uint8 (M, C, H, W)
-
-    def save(self, path: Path) -> None:
-        temporary = path.with_name(path.name + ".partial.npz")
-        np.savez_compressed(temporary, probs=self.probs, labels=self.labels,
-                            class_names=np.array(self.class_names), mistake_indices=self.mistake_indices,
-                            mistake_images=self.mistake_images)
-        temporary.replace(path)
-
-    @classmethod
-    def load(cls, path: Path) -> "Predictions":
-        try:
-            with np.load(path, allow_pickle=False) as arrays:
-                return cls(probs=arrays["probs"], labels=arrays["labels"],
-                           class_names=[str(name) for name in arrays["class_names"]],
-                           mistake_indices=arrays["mistake_indices"], mistake_images=arrays["mistake_images"])
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-            raise RunFolderError(
-                f"{path} cannot be read ({error}); delete it and the report will evaluate the checkpoint again."
-            ) from None
-
-
-def most_confident_mistakes(probs: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
-    """Indices of wrongly classified examples, highest predicted probability first."""
-    predicted = probs.argmax(axis=1)
-    wrong = np.flatnonzero(predicted != labels)
-    confidence = probs[wrong, predicted[wrong]]
-    return wrong[np.argsort(-confidence, kind="stable")[:count]]
-
-
-def evaluate_test_set(run: Run) -> Predictions:
-    """Evaluate the run's best checkpoint once on the dataset's test set."""
-    from papernets.data import load_dataset
-
-    classifier = Classifier.from_checkpoint(run.best_checkpoint)
-    dataset_name = run.summary.get("dataset", run.config.get("dataset"))
-    dataset = load_dataset(dataset_name, data_dir=run.config.get("data_dir"))
-    test_size = run.config.get("test_size") or len(dataset.test_images)  # the run's `test_size`: the first N
-    images = dataset.test_images[:test_size]
-    labels = np.asarray(dataset.test_labels[:test_size], dtype=np.int64)
-    probs = classifier.probabilities(images)
-    mistakes = most_confident_mistakes(probs, labels, MOST_CONFIDENT_MISTAKES)
-    return Predictions(probs=probs.astype(np.float32), labels=labels, class_names=list(dataset.class_names),
-                       mistake_indices=mistakes, mistake_images=images[mistakes])
-
-
-def run_predictions(run: Run) -> Predictions:
-    """The run's saved test predictions; the best checkpoint is evaluated (and the result saved) the first time
-    and whenever it is newer than the saved predictions (a resumed run that trained on). Saved predictions
-    are used as they are when the checkpoints were deleted to save space."""
-    path = run.path / PREDICTIONS_FILE
-    best = run.path / BEST_CHECKPOINT
-    if path.is_file() and not (best.is_file() and best.stat().st_mtime > path.stat().st_mtime):
-        return Predictions.load(path)
-    predictions = evaluate_test_set(run)
-    predictions.save(path)
     return predictions

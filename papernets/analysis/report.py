@@ -4,9 +4,9 @@
 A run's report holds its learning curves, the best checkpoint's confusion matrix and per-class precision and
 recall on the test set, the test images it was most confidently wrong on, its calibration (expected
 calibration error, reliability diagram, mean predictive entropy), the evidence (config, seed, code version,
-hardware, wall time, images/s) and the shipped "paper vs this run" table. The test-set predictions come
-from evaluating the best checkpoint once; they are saved to predictions.npz so that a report can be rebuilt
-without evaluating again.
+hardware, wall time, images/s) and the shipped "paper vs this run" table. The test-set predictions are the
+ones training's test pass saved in predictions.npz (the probabilities summary.json's test accuracy counts);
+a report never evaluates a model.
 """
 
 import json
@@ -21,7 +21,8 @@ from papernets import stats
 from papernets.analysis import compare, plots
 from papernets.analysis.document import Document
 from papernets.analysis.paper_results import COMPARISON_HEADERS, RunAccuracy, comparison_rows
-from papernets.analysis.predict import PREDICTIONS_FILE, Predictions, run_predictions
+from papernets.runs.names import PREDICTIONS_FILE
+from papernets.runs.predictions import Predictions
 from papernets.runs.reader import Run, RunFolderError, read_run
 
 REPORT_FILE = "report.md"
@@ -138,8 +139,10 @@ def _images_per_second(run: Run) -> float | None:
 def _key_numbers(document: Document, run: Run, predictions: Predictions, calibration: Calibration) -> None:
     summary = run.summary
     rows = [["test accuracy (best-validation checkpoint)", percent(summary["test_accuracy"])],
-            ["test error", percent(1 - summary["test_accuracy"])],
-            ["best validation accuracy", percent(summary.get("best_val_accuracy"))]]
+            ["test error", percent(1 - summary["test_accuracy"])]]
+    if summary.get("test_top5_accuracy") is not None:
+        rows.append(["test top-5 accuracy", percent(summary["test_top5_accuracy"])])
+    rows.append(["best validation accuracy", percent(summary.get("best_val_accuracy"))])
     if summary.get("final_val_accuracy") is not None:
         rows.append(["final validation accuracy", percent(summary["final_val_accuracy"])])
     rows += [["test images evaluated", f"{len(predictions.labels):,}"],
@@ -263,12 +266,9 @@ def _write(document: Document, folder: Path, markdown_name: str, html: bool) -> 
 
 
 def write_report(run_dir: str | Path, html: bool = False) -> Path:
-    """Write report.md (and report.html with embedded images when asked) into a run folder; return report.md.
-
-    Evaluates the best checkpoint on the test set the first time and keeps the result in predictions.npz.
-    """
+    """Write report.md (and report.html with embedded images when asked) into a run folder; return report.md."""
     run = read_run(run_dir)
-    predictions = run_predictions(run)
+    predictions = Predictions.load(run.path / PREDICTIONS_FILE)
     model, dataset = run.summary["model"], run.summary["dataset"]
     title = f"{model} on {dataset}"
     document = Document(f"{title} — run {run.name}")
@@ -289,8 +289,8 @@ def write_report(run_dir: str | Path, html: bool = False) -> Path:
     _test_set(document, run, predictions, title)
     _calibration(document, run, calibration, len(predictions.class_names), title)
     _evidence(document, run)
-    document.paragraph(f"Test predictions are kept in `{PREDICTIONS_FILE}`; delete it to evaluate the checkpoint "
-                       "again. Rebuild this report with `papernets report " + str(run.path) + "`.")
+    document.paragraph(f"Test predictions are those of training's test pass, kept in `{PREDICTIONS_FILE}`. "
+                       "Rebuild this report with `papernets report " + str(run.path) + "`.")
     return _write(document, run.path, REPORT_FILE, html)
 
 

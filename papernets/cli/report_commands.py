@@ -10,12 +10,17 @@ from papernets.errors import ConfigError
 
 def run_report(args: argparse.Namespace) -> int:
     from papernets.analysis.report import write_comparison_report, write_report
+    from papernets.runs.names import PREDICTIONS_FILE
+    from papernets.training.engine import save_test_predictions
 
     if len(args.run_dirs) == 1:
         if args.output is not None:
             raise ConfigError("--output is for the comparison report of several runs; a single run's report is "
                               "always written into its run folder, so drop --output.")
-        path = write_report(args.run_dirs[0], html=args.html)
+        run_dir = Path(args.run_dirs[0])
+        if run_dir.is_dir() and not (run_dir / PREDICTIONS_FILE).is_file():  # a run folder from before it existed
+            save_test_predictions(run_dir)
+        path = write_report(run_dir, html=args.html)
     else:
         path = write_comparison_report(args.run_dirs, output=args.output, html=args.html)
     print(path)

@@ -151,7 +151,7 @@ def finished(run_dir: Path, checkpoint: dict, config: TrainConfig) -> bool:
 
 def run_train(args) -> int:
     from papernets.runs import checkpoint
-    from papernets.training.distributed import is_main_process
+    from papernets.distributed import is_main_process
     from papernets.training.engine import TrainingInterrupted, train
 
     overrides = overrides_from(args)
@@ -205,6 +205,7 @@ def run_eval(args) -> int:
         print(json.dumps(result, indent=2))
     else:
         print(f"{result['model']} on {result['dataset']} {result['split']}: accuracy {result['accuracy']:.4f} "
-              f"({result['correct']}/{result['images']}), loss {result['loss']:.4f}")
+              f"({result['correct']}/{result['images']}), top-5 {result['top5_accuracy']:.4f}, "
+              f"loss {result['loss']:.4f}")
     return 0
 

@@ -259,6 +259,7 @@ def load_config(recipe: str | None = None, overrides: dict | None = None) -> Tra
         model = overrides.get("model", config.model)
         for pattern, model_values in per_model.items():
             if fnmatch.fnmatchcase(str(model), pattern):
+                replace_warmup_kind(config, model_values)
                 apply(model_values, config, f"recipe {recipe}, [models.{pattern!r}]")
         config.recipe = recipe
         recipe_config = copy.deepcopy(config)
@@ -266,10 +267,7 @@ def load_config(recipe: str | None = None, overrides: dict | None = None) -> Tra
         config.iterations = 0
     if overrides.get("iterations"):
         config.epochs = 0
-    if overrides.get("warmup_steps"):
-        config.warmup_fraction = 0.0
-    if overrides.get("warmup_fraction"):
-        config.warmup_steps = 0
+    replace_warmup_kind(config, overrides)
     apply(overrides, config, "command line")
     if recipe_config is not None:
         fit_schedule(config, recipe_config, overrides)
@@ -289,6 +287,15 @@ def keep_torchvision_layout(config: TrainConfig):
         config.model_options["small_input"] = False
         config.adjustments.append("model_options.small_input off: torchvision's weights (--pretrained) fit the "
                                   "full-size stem")
+
+
+def replace_warmup_kind(config: TrainConfig, values: dict):
+    """A later layer (a recipe's model section, the command line) that gives the warm-up in steps replaces an
+    earlier one given as a fraction, and the other way round."""
+    if values.get("warmup_steps"):
+        config.warmup_fraction = 0.0
+    if values.get("warmup_fraction"):
+        config.warmup_steps = 0
 
 
 def _length(config: TrainConfig) -> tuple[int, str]:

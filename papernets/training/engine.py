@@ -29,15 +29,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from papernets.distributed import from_environment
 from papernets.errors import CheckpointError, ConfigError, TrainingError
+from papernets.evaluation import Evaluation, autocast, evaluate
 from papernets.hardware import bf16_supported
 from papernets.runs import checkpoint as checkpoints
 from papernets.runs.names import (BEST_CHECKPOINT, CONFIG_FILE, ENVIRONMENT_FILE, LAST_CHECKPOINT, METRICS_FILE,
-                                  SAFETENSORS_FILE, SUMMARY_FILE)
+                                  PREDICTIONS_FILE, SAFETENSORS_FILE, SUMMARY_FILE)
+from papernets.runs.predictions import Predictions
+from papernets.runs.reader import read_run
 from papernets.runs.writer import default_run_name, environment, prepare_run_folder, write_json, write_metrics
 from papernets.training.config import TrainConfig, config_from_dict, validate
-from papernets.training.distributed import Distributed, from_environment
-from papernets.training.losses import classification_loss, training_loss
+from papernets.training.losses import training_loss
 from papernets.training.optim import LearningRateSchedule, build_optimizer, set_lr
 from papernets.training.progress import Progress, plural
 
@@ -72,12 +75,6 @@ def resolve_amp(mode: str, device: torch.device, progress: Progress) -> torch.dt
     if mode == "auto" and not bf16_supported(device):
         return None
     return torch.bfloat16
-
-
-def autocast(device: torch.device, amp_dtype: torch.dtype | None):
-    if amp_dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=amp_dtype)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -206,29 +203,6 @@ def load_teacher(checkpoint: dict, data: PreparedData, device: torch.device) -> 
 # ---------------------------------------------------------------------------------------------------------
 # Evaluation (validation, test, `papernets eval`).
 
-@torch.no_grad()
-def evaluate(model: nn.Module, loader, *, device: torch.device, amp_dtype: torch.dtype | None,
-             tta_flip: bool = False, distributed: Distributed | None = None) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of `model` over the loader's split; with `tta_flip` the logits are the
-    mean of the image's and its mirror image's."""
-    distributed = distributed or Distributed()
-    was_training = model.training
-    model.eval()
-    distributed.broadcast_buffers(model)
-    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
-    for images, labels in loader.eval_batches(rank=distributed.rank, world_size=distributed.world_size):
-        with autocast(device, amp_dtype):
-            logits = model(images).float()
-            if tta_flip:
-                logits = (logits + model(images.flip(-1)).float()) / 2
-        loss = classification_loss(logits, labels)
-        sums += torch.stack([loss.double() * len(labels), (logits.argmax(-1) == labels).sum().double(),
-                             torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
-    loss_sum, correct, count = distributed.sum(sums).tolist()
-    model.train(was_training)
-    return loss_sum / count, correct / count
-
-
 def model_for_evaluation(path: Path) -> tuple[nn.Module, dict]:
     """(model, its checkpoint's fields) from a checkpoint (.pt), or from a papernets safetensors file: a run's
     model.safetensors or what `papernets export` wrote (then `epoch` is None)."""
@@ -251,6 +225,24 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str 
     path = Path(path)
     if path.is_dir():
         path = path / BEST_CHECKPOINT
+    result, checkpoint, images = _evaluate_checkpoint(path, split, data_dir, device)
+    return {"checkpoint": str(path), "model": checkpoint["model"], "dataset": checkpoint["dataset"],
+            "split": split, "accuracy": result.accuracy, "top5_accuracy": result.top5_accuracy, "loss": result.loss,
+            "images": images, "correct": round(result.accuracy * images), "epoch": checkpoint["epoch"]}
+
+
+def save_test_predictions(run_dir: Path) -> Path:
+    """predictions.npz for a finished run folder that lacks it (written before training saved it)."""
+    path = read_run(run_dir).best_checkpoint
+    result, checkpoint, _ = _evaluate_checkpoint(path, "test", None, "auto", keep_probabilities=True)
+    data = prepare_data(config_from_dict(checkpoint["config"]), normalization=checkpoint["normalization"])
+    predictions = Path(run_dir) / PREDICTIONS_FILE
+    Predictions.of(result.probabilities, data.test.labels, data.class_names, data.test.images).save(predictions)
+    return predictions
+
+
+def _evaluate_checkpoint(path: Path, split: str, data_dir: str | None, device: str,
+                         keep_probabilities: bool = False) -> tuple[Evaluation, dict, int]:
     model, checkpoint = model_for_evaluation(path)
     config = replace(config_from_dict(checkpoint["config"]), data_dir=data_dir or checkpoint["config"]["data_dir"])
     if split == "val" and config.val_size == 0:
@@ -262,12 +254,9 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str 
     loader = evaluation_loader(chosen, data, config, torch_device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(torch_device, memory_format=memory_format)
-    loss, accuracy = evaluate(model, loader, device=torch_device, amp_dtype=amp_dtype,
-                              tta_flip=config.eval_tta_flip)
-    images = len(chosen.labels)
-    return {"checkpoint": str(path), "model": checkpoint["model"], "dataset": checkpoint["dataset"],
-            "split": split, "accuracy": accuracy, "loss": loss, "images": images,
-            "correct": round(accuracy * images), "epoch": checkpoint["epoch"]}
+    result = evaluate(model, loader, device=torch_device, amp_dtype=amp_dtype, tta_flip=config.eval_tta_flip,
+                      keep_probabilities=keep_probabilities)
+    return result, checkpoint, len(chosen.labels)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -522,9 +511,9 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
 
             # End of the epoch: train metrics over every rank, a validation pass, the schedule, the checkpoints.
             loss_sum, correct, count = distributed.sum(sums).tolist()
-            val_loss, val_accuracy = (evaluate(model, val_loader, device=device, amp_dtype=amp_dtype,
-                                               tta_flip=config.eval_tta_flip, distributed=distributed)
-                                      if val_loader is not None else (None, None))
+            val = (evaluate(model, val_loader, device=device, amp_dtype=amp_dtype, tta_flip=config.eval_tta_flip,
+                            distributed=distributed) if val_loader is not None else None)
+            val_loss, val_accuracy = (val.loss, val.accuracy) if val else (None, None)
             schedule.end_of_epoch(val_accuracy)
             seconds = time.perf_counter() - epoch_started
             row = {"epoch": epoch + 1, "step": state.global_step, "train_loss": loss_sum / count,
@@ -564,21 +553,24 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
     distributed.barrier()  # best.pt is complete before any rank reads it
     if state.best_epoch is not None:
         model.load_state_dict(checkpoints.load_checkpoint(best_path)["model_state"])
-    test_loss, test_accuracy = evaluate(model, test_loader, device=device, amp_dtype=amp_dtype,
-                                        tta_flip=config.eval_tta_flip, distributed=distributed)
+    test = evaluate(model, test_loader, device=device, amp_dtype=amp_dtype, tta_flip=config.eval_tta_flip,
+                    distributed=distributed, keep_probabilities=True)
     if distributed.is_main:
+        Predictions.of(test.probabilities, data.test.labels, data.class_names, data.test.images
+                       ).save(run_dir / PREDICTIONS_FILE)
         images_per_s = [row["images_per_s"] for row in state.metrics_rows]
         summary = {
             "model": config.model, "dataset": config.dataset, "recipe": config.recipe, "seed": config.seed,
             "epochs": epochs, "iterations": state.global_step,
             "best_val_accuracy": state.best_val_accuracy, "best_epoch": state.best_epoch,
-            "final_val_accuracy": final_val_accuracy, "test_accuracy": test_accuracy, "test_loss": test_loss,
+            "final_val_accuracy": final_val_accuracy, "test_accuracy": test.accuracy,
+            "test_top5_accuracy": test.top5_accuracy, "test_loss": test.loss,
             "test_images": len(data.test.labels), "wall_seconds": state.train_seconds,
             "params": params, "macs": macs, "images_per_s": sum(images_per_s) / len(images_per_s),
             "device": str(device), "precision": "bf16" if amp_dtype else "fp32", "world_size": distributed.world_size,
         }
         write_json(run_dir / SUMMARY_FILE, summary)
-        progress.result(f"Test accuracy {test_accuracy:.4f} (weights of epoch {state.best_epoch or epochs}, "
+        progress.result(f"Test accuracy {test.accuracy:.4f} (weights of epoch {state.best_epoch or epochs}, "
                         f"best on validation); {state.train_seconds:.0f} s of training; run folder {run_dir}.")
     distributed.close()
     return run_dir

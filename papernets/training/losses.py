@@ -1,4 +1,6 @@
-"""Training losses, written with the math of `papernets.stats` (docs/math.md).
+"""Training losses: the math of `papernets.stats` (docs/math.md), computed with torch's fused functions, which
+do not check their inputs the way `stats` does (each check is a host sync on a GPU, once per step).
+tests/test_training_config.py keeps the two equal.
 
 - Cross-entropy H(p, q) = -sum_k p_k log q_k with q = softmax(logits), p the one-hot label or its smoothed
   form p = (1 - eps) one_hot(y) + eps / K (Szegedy et al. 2015, arXiv:1512.00567, Sec. 7).
@@ -11,8 +13,7 @@
 from dataclasses import dataclass
 
 import torch
-
-from papernets import stats
+from torch.nn import functional as F
 
 
 @dataclass
@@ -24,15 +25,15 @@ class LossParts:
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """Mean over the batch of H(p, softmax(logits)); p one-hot, smoothed when `label_smoothing` > 0."""
-    targets = stats.label_smoothing_targets(labels, logits.shape[-1], label_smoothing)
-    return stats.cross_entropy(targets, logits=logits.float()).mean()
+    return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
 
 
 def distillation_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                             temperature: float) -> torch.Tensor:
     """Batch mean of KL(softmax(t / T) || softmax(s / T)); never negative."""
-    teacher_probabilities = torch.softmax(teacher_logits.float() / temperature, dim=-1)
-    return stats.kl_divergence(teacher_probabilities, logits=student_logits.float() / temperature).mean()
+    student = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    teacher = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    return F.kl_div(student, teacher, reduction="batchmean", log_target=True)
 
 
 def training_loss(outputs, labels: torch.Tensor, *, label_smoothing: float = 0.0,

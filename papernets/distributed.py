@@ -8,6 +8,7 @@ SyncBatchNorm only on GPUs: it refuses CPU tensors, so on CPU each rank normalis
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -45,6 +46,18 @@ class Distributed:
         holder = [value]
         dist.broadcast_object_list(holder, src=0)
         return holder[0]
+
+    def gather_interleaved(self, rows: np.ndarray) -> np.ndarray:
+        """Every rank's rows in the split's order, on every rank, when rank r holds examples r, r + world_size,
+        ... (as `BatchLoader.eval_batches` shards them)."""
+        if not self.enabled:
+            return rows
+        shards = [None] * self.world_size
+        dist.all_gather_object(shards, rows)
+        gathered = np.empty((sum(len(shard) for shard in shards), *rows.shape[1:]), dtype=rows.dtype)
+        for rank, shard in enumerate(shards):
+            gathered[rank::self.world_size] = shard
+        return gathered
 
     def broadcast_buffers(self, model: nn.Module):
         """Rank 0's buffers (BatchNorm running statistics) on every rank, so evaluation agrees."""
