@@ -428,7 +428,7 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
                       f"{steps_per_epoch} steps per epoch, {plural(epochs, 'epoch')}) on {device} with "
                       f"{'bf16 autocast' if amp_dtype else 'fp32'}, {plural(threads, 'thread')}; run folder {run_dir}.")
         for adjustment in config.adjustments:
-            progress.message(f"Recipe {config.recipe} adjusted: {adjustment}.")
+            progress.message(f"Adjusted for this run: {adjustment}.")
         progress.info(f"Augmentation: {train_loader.augment}.")
         progress.info(schedule.describe())
 
