@@ -25,10 +25,11 @@ _LAZY_NAMES = {
     "create_model": "papernets.models",
     "list_models": "papernets.models",
     "load_dataset": "papernets.data",
-    "TrainConfig": "papernets.training.config",
-    "load_config": "papernets.training.config",
+    "TrainConfig": "papernets.config",
+    "load_config": "papernets.config",
 }
-_SUBPACKAGES = {"analysis", "cli", "data", "errors", "export", "hardware", "models", "runs", "stats", "training"}
+_SUBPACKAGES = {"analysis", "cli", "config", "data", "distributed", "errors", "evaluation", "export", "files", "hardware",
+                "models", "runs", "stats", "training"}
 
 
 def train(config=None, /, *, recipe: str | None = None, data=None, **fields):
@@ -43,7 +44,7 @@ def train(config=None, /, *, recipe: str | None = None, data=None, **fields):
 
         papernets.train(model="resnet20", dataset="mnist", epochs=3, recipe="resnet-cifar-he2015")
     """
-    from papernets.training.config import default_recipe, load_config
+    from papernets.config import default_recipe, load_config
     from papernets.training.engine import train as train_run
 
     if config is not None and (recipe or fields):

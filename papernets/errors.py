@@ -26,3 +26,7 @@ class CheckpointError(PapernetsError):
 
 class TrainingError(PapernetsError):
     """Training that cannot go on: a non-finite loss, an unwritable run folder, a full disk."""
+
+
+class WriteError(PapernetsError):
+    """A file papernets could not write: a read-only folder, a full disk, a name the file system refuses."""

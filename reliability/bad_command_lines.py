@@ -37,8 +37,9 @@ def write_fixtures(workdir: Path) -> dict[str, Path]:
 
     from papernets.data.catalog import get_spec
     from papernets.models import create_model
-    from papernets.runs.checkpoint import save_checkpoint
-    from papernets.training.config import load_config
+    from papernets.config import load_config
+    from papernets.runs.checkpoint import capture_rng_state, save_checkpoint
+    from papernets.training.optim import build_optimizer
 
     workdir = Path(workdir)
     paths = {name: workdir / name for name in (
@@ -52,7 +53,10 @@ def write_fixtures(workdir: Path) -> dict[str, Path]:
                   "input_size": [1, 28, 28], "dataset": "fashion-mnist",
                   "class_names": list(get_spec("fashion-mnist").class_names),
                   "normalization": {"mean": [0.286], "std": [0.353]}, "precision": "off", "config": config.to_dict(),
-                  "model_state": model.state_dict(), "epoch": 1, "step": 0, "global_step": 1}
+                  "model_state": model.state_dict(), "optimizer_state": build_optimizer(model, config).state_dict(),
+                  "schedule_state": {}, "scaler_state": {}, "epoch": 1, "step": 0, "global_step": 1,
+                  "rng": capture_rng_state(), "epoch_sums": [0.0, 0.0, 0.0], "metrics_rows": [],
+                  "best_val_accuracy": None, "best_epoch": None, "train_seconds": 0.0}
     save_checkpoint(checkpoint, paths["model.pt"])
     save_checkpoint(checkpoint, paths["run"] / "checkpoints" / "last.pt")
     data = paths["model.pt"].read_bytes()
@@ -125,7 +129,7 @@ def bad_command_lines(workdir: Path) -> list[BadCommand]:
         ("recipe that is not TOML", train + ["--recipe", paths["broken.toml"]], "cannot be read as TOML"),
         ("missing data folder", train + ["--data-dir", "/nonexistent/data"], "does not exist"),
         ("data folder without the data", ["data", "info", "mnist", "--data-dir", paths["empty-folder"]],
-         "was not found"),
+         "holds no MNIST handwritten digits files"),
         ("output under a file", train + ["-b", "32", "--output", paths["a-file"] + "/runs"] + small,
          "Cannot write to the output folder"),
         ("resume of a missing run", ["train", "--resume", "/nonexistent/run"], "no run folder or .pt checkpoint"),

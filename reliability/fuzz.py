@@ -11,8 +11,14 @@ Targets (each starts from small valid files written here, so that one input cost
 - tar:               `extract_tar_safely` on mutated archives                             -> DatasetError
 - checkpoint:        `model_from_checkpoint` on mutated checkpoint files                  -> CheckpointError
 - checkpoint-forged: checkpoints with a valid checksum around random fields               -> CheckpointError, ModelError
+- checkpoint-schema: a real checkpoint's payload with fields deleted, retyped or reshaped
+                     (valid checksum), read and restored as eval and `train --resume` do     -> CheckpointError, ModelError
+- image-header:      `read_image` on mutated PNG/JPEG/GIF/BMP/TIFF/WEBP/PPM files and
+                     headers declaring huge sizes                                         -> ImageFileError
 - recipe:            `load_config` on mutated and randomly assembled TOML recipes          -> ConfigError
 - overrides:         `load_config(recipe, parse_overrides(...))` on random --set strings   -> ConfigError
+- config-ranges:     --set values at and beyond every field's range (and nested deep); a
+                     config that loads must lie within every range                        -> ConfigError
 
 A mutation is a list of operations (truncate, flip bits, overwrite, insert, delete, random header), applied to a
 valid file; a fraction of inputs are random bytes outright. The last line printed is the count of crashes,
@@ -29,12 +35,14 @@ import pickle
 import random
 import resource
 import string
+import struct
 import sys
 import tarfile
 import tempfile
 import time
 import traceback
 import warnings
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,27 +115,54 @@ def tar_bytes(members: dict[str, bytes]) -> bytes:
 
 
 def checkpoint_bytes(workdir: Path) -> bytes:
-    """A real, small checkpoint: lenet5_modern for 1x12x12 images and 3 classes, with its optimizer state."""
-    import torch
+    """A real checkpoint, as `papernets train` writes it: lenet5_modern trained for one epoch on 64 random
+    1x12x12 images of 3 classes."""
+    from papernets.data import Dataset
+    from papernets.runs.names import LAST_CHECKPOINT
+    from papernets.config import load_config
+    from papernets.training.engine import train
 
-    from papernets.models import create_model
-    from papernets.runs.checkpoint import save_checkpoint
+    rng = np.random.default_rng(0)
+    dataset = Dataset(name="generated", train_images=rng.integers(0, 256, (64, 1, 12, 12), dtype=np.uint8),
+                      train_labels=rng.integers(0, 3, 64), test_images=rng.integers(0, 256, (16, 1, 12, 12),
+                                                                                   dtype=np.uint8),
+                      test_labels=rng.integers(0, 3, 16), class_names=("a", "b", "c"), source=workdir)
+    config = load_config(None, {"model": "lenet5_modern", "dataset": "generated", "epochs": 1, "batch_size": 32,
+                                "val_size": 16, "output": str(workdir / "runs"), "quiet": True, "report": False,
+                                "threads": 1, "amp": "off", "run_name": "seed",
+                                "augmentation": {"pad": 0, "crop": False, "flip": False, "cutout": 0}})
+    return (train(config, dataset=dataset) / LAST_CHECKPOINT).read_bytes()
 
-    torch.manual_seed(0)
-    model = create_model("lenet5_modern", num_classes=3, input_size=(1, 12, 12))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    model(torch.randn(2, 1, 12, 12)).sum().backward()
-    optimizer.step()
-    path = save_checkpoint({"model": "lenet5_modern", "model_options": {}, "num_classes": 3, "in_channels": 1,
-                            "input_size": [1, 12, 12], "dataset": "generated", "class_names": ["a", "b", "c"],
-                            "normalization": {"mean": [0.5], "std": [0.25]}, "epoch": 1, "step": 0,
-                            "global_step": 4, "model_state": model.state_dict(),
-                            "optimizer_state": optimizer.state_dict()}, workdir / "seed-checkpoint.pt")
-    return path.read_bytes()
+
+def image_bytes() -> list[bytes]:
+    """Small valid images in every format `predict` decodes."""
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (9, 7, 3), dtype=np.uint8)
+    images = []
+    for image_format, mode in (("PNG", "RGB"), ("PNG", "L"), ("JPEG", "RGB"), ("BMP", "RGB"), ("GIF", "P"),
+                               ("TIFF", "RGB"), ("WEBP", "RGB"), ("PPM", "RGB")):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).convert(mode).save(buffer, format=image_format)
+        images.append(buffer.getvalue())
+    return images
+
+
+def declared_size_header(rng: random.Random) -> bytes:
+    """A PNG or GIF header declaring a random (often huge) size, with little or no pixel data behind it."""
+    width, height = (rng.choice((1, 255, 8192, 8193, 30000, 65535, 2**31 - 1)) for _ in range(2))
+    if rng.random() < 0.5:
+        header = struct.pack(">IIBBBBB", width, height, rng.choice((1, 8, 16)), rng.choice((0, 2, 3, 6)), 0, 0, 0)
+        chunk = b"IHDR" + header
+        return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+                + rng.randbytes(rng.randint(0, 64)))
+    width, height = min(width, 65535), min(height, 65535)
+    return (b"GIF89a" + struct.pack("<HHBBB", width, height, 0, 0, 0) + b"\x2c"
+            + struct.pack("<HHHHB", 0, 0, width, height, 0) + rng.randbytes(rng.randint(0, 32)))
 
 
 def recipe_text() -> str:
-    from papernets.training.config import RECIPES_DIR
+    from papernets.config import RECIPES_DIR
 
     return (RECIPES_DIR / "fast-fashion-mnist.toml").read_text()
 
@@ -146,11 +181,12 @@ class Target:
 
 def build_targets(workdir: Path) -> dict[str, Target]:
     """The targets, with their seed files written into `workdir` (a tmpfs is fastest)."""
+    from papernets.analysis.predict import ImageFileError, read_image
     from papernets.data.locate import extract_tar_safely
     from papernets.data.readers import read_cifar_binary, read_cifar_python, read_idx, read_idx_pair
     from papernets.errors import CheckpointError, ConfigError, DatasetError, ModelError
     from papernets.runs.checkpoint import model_from_checkpoint, save_checkpoint
-    from papernets.training.config import FIELD_TYPES, load_config, parse_overrides
+    from papernets.config import FIELD_TYPES, load_config, parse_overrides
 
     workdir = Path(workdir)
     rng = np.random.default_rng(0)
@@ -162,6 +198,7 @@ def build_targets(workdir: Path) -> dict[str, Target]:
                     for classes in (10, 100) for protocol in (0, 2, 5)]
     tar_seeds = [tar_bytes({"cifar-10-batches-py/data_batch_1": b"abc", "cifar-10-batches-py/readme": b"x" * 40})]
     checkpoint_seed = checkpoint_bytes(workdir)
+    image_seeds = image_bytes()
     recipe_seed = recipe_text()
     labels_file = workdir / "labels-idx1-ubyte"
     labels_file.write_bytes(idx_bytes(labels))
@@ -279,6 +316,66 @@ def build_targets(workdir: Path) -> dict[str, Target]:
     def check_overrides(pairs: list[str]):
         load_config("fast-fashion-mnist", parse_overrides(pairs))
 
+    import torch
+
+    from papernets.runs.checkpoint import restore_training
+    from papernets.config import FIELD_RANGES, config_from_dict
+    from papernets.training.optim import LearningRateSchedule, build_optimizer
+
+    base_payload = torch.load(io.BytesIO(checkpoint_seed), weights_only=True)
+
+    def odd_value(rng: random.Random, original):
+        """A value of the wrong type, size or shape for a field that held `original`."""
+        if isinstance(original, torch.Tensor) and original.dim() > 0 and rng.random() < 0.5:
+            return torch.zeros(*[max(0, size + rng.choice((-1, 1))) for size in original.shape], dtype=original.dtype)
+        return rng.choice([None, "x", -1, 0, 2**40, 1.5, float("nan"), True, [], {}, [0.0], [1, 2, 3], {"a": 1},
+                           torch.zeros(3), torch.zeros(2, dtype=torch.uint8), "MT19937", (1, 2)])
+
+    def forge_payload(rng: random.Random) -> dict:
+        """The real payload with one to three fields, at any depth, deleted or replaced."""
+        payload = pickle.loads(pickle.dumps(base_payload))
+        for _ in range(rng.randint(1, 3)):
+            container, key = payload, rng.choice(list(payload))
+            while isinstance(container[key], (dict, list)) and container[key] and rng.random() < 0.6:
+                container = container[key]
+                key = rng.choice(list(container) if isinstance(container, dict) else range(len(container)))
+            if isinstance(container, dict) and rng.random() < 0.3:
+                del container[key]
+            else:
+                container[key] = odd_value(rng, container[key])
+        return payload
+
+    def check_schema(payload: dict):
+        path = workdir / "fuzz-schema.pt"
+        save_checkpoint(payload, path, keep_previous=False)
+        model, checkpoint = model_from_checkpoint(path)
+        config = config_from_dict(checkpoint["config"])
+        restore_training(checkpoint, model, build_optimizer(model, config), LearningRateSchedule(config, 2, 2))
+
+    def generate_image(rng: random.Random) -> bytes:
+        if rng.random() < 0.2:
+            return declared_size_header(rng)
+        return apply_mutations(rng.choice(image_seeds), random_operations(rng))
+
+    def check_image(data: bytes):
+        read_image(file_with("fuzz-image", data), rng_input_size[len(data) % 2])
+
+    rng_input_size = ((1, 28, 28), (3, 32, 32))
+    range_values = ["-1", "0", "1", "-0.5", "2", "4294967295", "4294967296", "65536", "65537", "1000", "1025",
+                    "100000", "1e308", "-1e308", "1e-300", "nan", "true", "\"x\"", "[]", "[1, 28, 28]",
+                    "[" * 3000 + "]" * 3000, "\"" + "x" * 5000 + "\"", "\"../..\"", "\"a/b\"", "\"\\u0000\""]
+    range_fields = sorted(FIELD_RANGES) + ["output", "run_name", "data_dir", "augmentation.pad",
+                                           "augmentation.cutout", "model_options.num_classes",
+                                           "model_options.input_size", "model_options.width_multiplier"]
+
+    def check_ranges(pairs: list[str]):
+        config = load_config("fast-fashion-mnist", parse_overrides(pairs))
+        for name, (low, high) in FIELD_RANGES.items():
+            value = getattr(config, name)
+            values = value if isinstance(value, list) else [value]
+            if value is not None and not all(low <= item <= high for item in values):
+                raise AssertionError(f"{name}={value!r} passed outside [{low}, {high}]")
+
     return {target.name: target for target in [
         Target("idx", (DatasetError,), mutated(idx_seeds), check_idx, tuple(idx_seeds)),
         Target("cifar-binary", (DatasetError,), mutated(binary_seeds), check_cifar_binary, tuple(binary_seeds)),
@@ -287,7 +384,12 @@ def build_targets(workdir: Path) -> dict[str, Target]:
         Target("tar", (DatasetError,), mutated(tar_seeds), check_tar, tuple(tar_seeds)),
         Target("checkpoint", (CheckpointError,), mutated([checkpoint_seed]), check_checkpoint, (checkpoint_seed,)),
         Target("checkpoint-forged", (CheckpointError, ModelError), forged_checkpoint, check_forged),
+        Target("checkpoint-schema", (CheckpointError, ModelError, ConfigError), forge_payload, check_schema),
+        Target("image-header", (ImageFileError,), generate_image, check_image, tuple(image_seeds)),
         Target("recipe", (ConfigError,), generate_recipe, check_recipe),
+        Target("config-ranges", (ConfigError,),
+               lambda rng: [f"{rng.choice(range_fields)}={rng.choice(range_values)}"
+                            for _ in range(rng.randint(1, 3))], check_ranges),
         Target("overrides", (ConfigError,),
                lambda rng: [random_assignment(rng) for _ in range(rng.randint(0, 4))], check_overrides),
     ]}
@@ -310,7 +412,8 @@ MEMORY_LIMIT_GB = 6  # address-space limit of the fuzzing process, so that a mem
 
 # Share of the inputs each target gets: the cheap parsers get more; loading a checkpoint costs ~1 ms.
 WEIGHTS = {"idx": 16, "cifar-binary": 12, "cifar-python": 16, "cifar-structured": 12, "tar": 8, "checkpoint": 10,
-           "checkpoint-forged": 2, "recipe": 12, "overrides": 12}
+           "checkpoint-forged": 2, "checkpoint-schema": 3, "image-header": 10, "recipe": 12, "overrides": 12,
+           "config-ranges": 8}
 
 
 def peak_memory_mb() -> int:

@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -273,9 +274,12 @@ def run_trial(server: ProcessServer, workload: Workload, output: Path, name: str
                 trial.kills.append(Kill(round(time.perf_counter() - child.started, 3), doing, resumed,
                                         newest_step(run_dir), aimed=plan.phase is not None))
                 # Died before its first checkpoint: nothing to resume, so the run starts again (never with --resume,
-                # which refuses a run folder without a valid checkpoint).
+                # which refuses a run folder without a valid checkpoint), in a fresh folder, since `train` never
+                # reuses one.
                 resumed = bool(checkpoint_files(run_dir))
-                trial.restarts_from_scratch += not resumed
+                if not resumed:
+                    trial.restarts_from_scratch += 1
+                    shutil.rmtree(run_dir, ignore_errors=True)
                 continue
         process.join()
         trial.exit_code = process.exitcode

@@ -13,7 +13,12 @@ datasets=("$@")
 [ $# -eq 0 ] && datasets=(mnist fashion-mnist)
 fetch_mnist=${FETCH_MNIST:-../shared/tools/fetch-mnist}
 
-found() { "$papernets" data info "$1" >/dev/null 2>&1; }
+# Where papernets finds the data set ("" when nowhere): `papernets data list` checks that every file is there.
+where() {
+  "$papernets" data list --json 2>/dev/null |
+    python3 -c 'import json, sys; print(next((row["found"] or "") for row in json.load(sys.stdin) if row["name"] == sys.argv[1]))' "$1"
+}
+found() { [ -n "$(where "$1")" ]; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi; }
 
@@ -33,20 +38,18 @@ install_mnist_with_fetch_tool() {
 failed=0
 for name in "${datasets[@]}"; do
   if found "$name"; then
-    echo "$name: found ($("$papernets" data list | awk -v n="$name" '$1 == n {print $NF}'))"
+    echo "$name: found in $(where "$name")"
     continue
   fi
   case $name in
     fashion-mnist) install_fashion_mnist_from_debian ;;
     mnist) install_mnist_with_fetch_tool ;;
   esac
-  found "$name" || "$papernets" data download "$name" >/dev/null 2>&1
-  if found "$name"; then
-    echo "$name: installed ($("$papernets" data list | awk -v n="$name" '$1 == n {print $NF}'))"
+  if found "$name" || download_error=$("$papernets" data download "$name" 2>&1 >/dev/null); then
+    echo "$name: installed in $(where "$name")"
   else
-    echo "error: could not obtain $name (no Debian package or fetch tool here, and the official mirrors did not" \
-         "answer: $("$papernets" data download "$name" 2>&1 | tail -n 1)); put its four IDX files in a folder and" \
-         "set PAPERNETS_DATA to the folder above it, or run \`make data\` where the internet is reachable." >&2
+    reason=${download_error#error: }
+    echo "make data: $name could not be installed here (no Debian package or fetch tool, and ${reason,})" >&2
     failed=1
   fi
 done

@@ -25,3 +25,29 @@ def generated_dataset(train_count=256, test_count=128, size=12, classes=4, seed=
     return Dataset(name="generated", train_images=train_images, train_labels=train_labels, test_images=test_images,
                    test_labels=test_labels, class_names=tuple(f"band {k}" for k in range(classes)),
                    source=Path("generated"))
+
+
+def valid_checkpoint(global_step: int = 0, num_classes: int = 4, size: int = 12, seed: int = 0,
+                     model_name: str = "lenet5_modern", dataset: str = "generated") -> dict:
+    """A checkpoint payload with every field papernets writes (the model after one SGD step), as the engine
+    builds it; tests change single fields of it."""
+    import torch
+
+    from papernets.models import create_model
+    from papernets.runs.checkpoint import capture_rng_state
+    from papernets.config import load_config
+
+    torch.manual_seed(seed)
+    config = load_config(None, {"model": model_name, "dataset": dataset, "epochs": 1, "val_size": 0})
+    model = create_model(model_name, num_classes=num_classes, input_size=(1, size, size))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(2, 1, size, size)).sum().backward()
+    optimizer.step()
+    return {"model": model_name, "model_options": {}, "num_classes": num_classes, "in_channels": 1,
+            "input_size": [1, size, size], "dataset": dataset,
+            "class_names": [f"band {k}" for k in range(num_classes)],
+            "normalization": {"mean": [0.3], "std": [0.2]}, "precision": "off", "config": config.to_dict(),
+            "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
+            "schedule_state": {}, "scaler_state": {}, "epoch": 0, "step": global_step, "global_step": global_step,
+            "rng": capture_rng_state(), "epoch_sums": [0.0, 0.0, 0.0], "metrics_rows": [],
+            "best_val_accuracy": None, "best_epoch": None, "train_seconds": 0.0}

@@ -46,10 +46,16 @@ def test_list_shows_every_data_set_and_where_it_is(capsys, monkeypatch, fashion_
 
 def test_not_found_is_one_line_and_exit_status_2(capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(locate, "SYSTEM_ROOTS", ())
-    assert main(["data", "info", "mnist", "--data-dir", str(tmp_path)]) == 2
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("PAPERNETS_DATA", raising=False)
+    assert main(["data", "info", "mnist"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: MNIST handwritten digits was not found in") and error.count("\n") == 1
     assert "--download" in error
+    # A folder the user names is used or refused, never passed over for another copy (issue 17).
+    assert main(["data", "info", "mnist", "--data-dir", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: The data folder {tmp_path} holds no MNIST") and error.count("\n") == 1
 
 
 def test_unknown_data_set_is_a_usage_error(capsys):

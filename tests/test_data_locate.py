@@ -121,11 +121,11 @@ def test_environment_root_itself_is_not_taken_for_a_data_set(tmp_path, monkeypat
 def test_not_found_message_names_places_and_the_three_fixes(tmp_path, monkeypatch):
     monkeypatch.setenv("PAPERNETS_DATA", str(tmp_path / "environment"))
     with pytest.raises(DatasetError) as caught:
-        load_dataset("fashion-mnist", data_dir=tmp_path)
+        load_dataset("fashion-mnist")
     message = str(caught.value)
     assert "\n" not in message and message.count(";") == 1
     for expected in (
-        f"--data-dir {tmp_path}", f"PAPERNETS_DATA={tmp_path / 'environment'}", str(tmp_path / "system"),
+        f"PAPERNETS_DATA={tmp_path / 'environment'}", str(tmp_path / "system"),
         str(tmp_path / "xdg-cache" / "papernets"), "pass --data-dir DIR", "set PAPERNETS_DATA=DIR",
         "apt-get install dataset-fashion-mnist", "pass --download",
     ):
@@ -198,10 +198,19 @@ def test_unsafe_tar_members_are_refused_and_nothing_is_extracted(tmp_path, membe
 
 
 def test_safe_tar_is_extracted(tmp_path):
-    archive = tar_with([file_member("cifar-10-batches-py/data_batch_1"),
-                        link_member("cifar-10-batches-py/alias", "data_batch_1")], tmp_path / "good.tar.gz")
+    archive = tar_with([file_member("cifar-10-batches-py/data_batch_1")], tmp_path / "good.tar.gz")
     extract_tar_safely(archive, tmp_path)
     assert (tmp_path / "cifar-10-batches-py" / "data_batch_1").read_bytes() == b"x"
+
+
+def test_a_link_even_inside_the_folder_refuses_the_archive(tmp_path):
+    """The genuine releases hold no links, so none is extracted (issue 17: a symlink chain past PATH_MAX
+    passed both the lexical check and tarfile's data filter)."""
+    archive = tar_with([file_member("cifar-10-batches-py/data_batch_1"),
+                        link_member("cifar-10-batches-py/alias", "data_batch_1")], tmp_path / "links.tar.gz")
+    with pytest.raises(DatasetError, match="is a link to 'data_batch_1'"):
+        extract_tar_safely(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_truncated_tar_is_a_dataset_error(tmp_path):
@@ -253,6 +262,31 @@ def test_download_of_idx_files_with_good_checksums(tmp_path, monkeypatch, http_f
     assert sorted(path.name for path in cached_files(tmp_path)) == sorted(name for name, _ in downloads)
 
 
+def test_data_download_command_fetches_verifies_and_then_finds(tmp_path, monkeypatch, http_folder, capsys):
+    from papernets.cli import main
+
+    served, url = http_folder
+    write_mnist_folder(served, 12, 3)
+    downloads = tuple((path.name, md5_of(path)) for path in sorted(served.iterdir()))
+    small(monkeypatch, "mnist", 12, 3, mirrors=(url,), downloads=downloads)
+    cache = tmp_path / "xdg-cache" / "papernets" / "mnist"
+    assert main(["data", "download", "mnist"]) == 0
+    assert capsys.readouterr().out == f"mnist: 12 train + 3 test images in {cache} (cache)\n"
+    small(monkeypatch, "mnist", 12, 3, mirrors=(url + "gone/",), downloads=downloads)
+    assert main(["data", "download", "mnist"]) == 0  # found in the cache: nothing fetched
+    assert f"in {cache} (cache)" in capsys.readouterr().out
+
+
+def test_data_download_command_failure_is_one_line_and_exit_2(monkeypatch, http_folder, capsys):
+    from papernets.cli import main
+
+    _, url = http_folder
+    small(monkeypatch, "mnist", 12, 3, mirrors=(url + "nothing-here/",))
+    assert main(["data", "download", "mnist"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: Could not download") and error.count("\n") == 1
+
+
 def test_download_with_bad_checksum_leaves_nothing_in_the_cache(tmp_path, monkeypatch, http_folder):
     served, url = http_folder
     write_mnist_folder(served, 12, 3)
@@ -261,6 +295,18 @@ def test_download_with_bad_checksum_leaves_nothing_in_the_cache(tmp_path, monkey
     with pytest.raises(DatasetError, match=r"Could not download .*instead of the published 0{32} \(it was deleted\)"):
         load_dataset("mnist", download=True)
     assert cached_files(tmp_path) == []
+
+
+def test_a_mirror_sending_more_than_the_published_size_is_cut_off(tmp_path, monkeypatch, http_folder):
+    """Issue 17: a hostile mirror got 400 MiB accepted for a 10 MB file before the MD5 refused it."""
+    served, url = http_folder
+    write_mnist_folder(served, 12, 3)
+    downloads = tuple((path.name, md5_of(path)) for path in sorted(served.iterdir()))
+    (served / "train-images-idx3-ubyte.gz").write_bytes(bytes(3 * 2**20))  # the mirror sends 3 MB instead
+    small(monkeypatch, "mnist", 12, 3, mirrors=(url,), downloads=downloads, largest_download=2**20)
+    with pytest.raises(DatasetError, match=r"sent more than 1,048,576 bytes, more than the published file"):
+        load_dataset("mnist", download=True)
+    assert not any(path.stat().st_size > 2**20 for path in cached_files(tmp_path))
 
 
 def test_download_from_unreachable_mirror_says_so(tmp_path, monkeypatch, http_folder):

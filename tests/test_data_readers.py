@@ -441,6 +441,6 @@ def test_damaged_files_give_a_dataset_error_or_a_valid_array(tmp_path, reader, c
 
 def test_unreadable_file_is_a_dataset_error(tmp_path):
     folder = tmp_path / "labels"
-    folder.mkdir()  # a folder where a file should be: open() fails with IsADirectoryError
-    with pytest.raises(DatasetError, match=f"{folder} is not a readable file"):
+    folder.mkdir()  # a folder where a file should be: refused before it is read
+    with pytest.raises(DatasetError, match=f"{folder} is not a regular file"):
         read_idx(folder)

@@ -189,12 +189,13 @@ def test_load_exported_refuses_foreign_and_mismatched_files(tmp_path):
 
 
 def test_export_command_writes_a_file_that_loads_back(tmp_path, capsys):
+    from generated_data import valid_checkpoint
     from papernets.runs.checkpoint import save_checkpoint
 
     model = build("fastnet", {"num_classes": 10, "input_size": (1, 28, 28)})
     checkpoint = save_checkpoint({
-        "model": "fastnet", "model_options": {}, "num_classes": 10, "in_channels": 1, "input_size": [1, 28, 28],
-        "dataset": "fashion-mnist", "class_names": [f"class {index}" for index in range(10)],
+        **valid_checkpoint(num_classes=10, size=28, model_name="fastnet", dataset="fashion-mnist"),
+        "class_names": [f"class {index}" for index in range(10)],
         "normalization": {"mean": [0.286], "std": [0.353]}, "model_state": model.state_dict(),
     }, tmp_path / "run" / "checkpoints" / "best.pt")
     output = tmp_path / "export" / "fastnet.safetensors"

@@ -9,7 +9,7 @@ import torch
 from papernets.errors import ConfigError, ModelError, PapernetsError
 from papernets.models import create_model
 from papernets.models.interop import fine_tuning_start, load_torchvision_state_dict
-from papernets.training.config import load_config
+from papernets.config import load_config
 from papernets.training.engine import train
 from test_recipes_datasets import FEW_STEPS, dataset_like
 from weights_reference import randomized_torchvision

@@ -10,7 +10,7 @@ import pytest
 import papernets.data
 from papernets.data import DATASETS, Dataset, default_augmentation
 from papernets.errors import ConfigError
-from papernets.training.config import list_recipes, load_config, read_recipe
+from papernets.config import list_recipes, load_config, read_recipe
 from papernets.training.engine import train
 
 # Two steps of batch 4, a validation and a test batch: enough to run every part of the loop.

@@ -1,5 +1,6 @@
 """Fuzzing in CI: a few hundred hypothesis-driven inputs over the targets of reliability/fuzz.py (IDX, CIFAR
-binary and python readers, tar extraction, checkpoint loader, recipe and --set loader). Each input must parse or
+binary and python readers, tar extraction, checkpoint loader and payload schema, image headers, recipe and --set
+loader, config ranges). Each input must parse or
 raise the target's documented error; the 100,000-input run is `reliability/fuzz.py` (docs/RELIABILITY.md).
 Below them, the inputs that crashed papernets before it was fixed, kept as regression tests."""
 
@@ -14,11 +15,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from papernets.config import load_config, parse_overrides
 from papernets.data.readers import read_cifar_python
 from papernets.errors import CheckpointError, ConfigError, DatasetError
 from papernets.runs import checkpoint
 from papernets.runs.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from papernets.training.config import load_config, parse_overrides
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 import fuzz  # noqa: E402  (a script folder, not part of the installed package)
@@ -39,7 +40,7 @@ def assert_no_crash(target, value):
     assert fuzz.run_one(target, value) is None
 
 
-@pytest.mark.parametrize("name", ["idx", "cifar-binary", "cifar-python", "tar", "checkpoint"])
+@pytest.mark.parametrize("name", ["idx", "cifar-binary", "cifar-python", "tar", "checkpoint", "image-header"])
 @EXAMPLES
 @given(data=st.data())
 def test_mutated_files_parse_or_raise_the_documented_error(targets, name, data):
@@ -50,7 +51,8 @@ def test_mutated_files_parse_or_raise_the_documented_error(targets, name, data):
     assert_no_crash(target, value)
 
 
-@pytest.mark.parametrize("name", ["cifar-structured", "checkpoint-forged", "recipe", "overrides"])
+@pytest.mark.parametrize("name", ["cifar-structured", "checkpoint-forged", "checkpoint-schema", "recipe",
+                                  "overrides", "config-ranges"])
 @EXAMPLES
 @given(rng=st.randoms(use_true_random=False))
 def test_generated_inputs_parse_or_raise_the_documented_error(targets, name, rng):
@@ -116,9 +118,11 @@ def test_a_checkpoint_nested_thousands_deep_is_refused_not_a_recursion_error(tmp
 ], ids=["fields-missing", "classes-not-a-number", "a-billion-classes", "two-numbers-for-the-size", "not-tensors"])
 def test_a_forged_checkpoint_with_a_valid_checksum_is_refused_before_building_a_model(fields, tmp_path):
     path = save_checkpoint(fields, tmp_path / "forged.pt")
-    load_checkpoint(path)  # the checksum holds: it proves a file undamaged, not written by papernets
-    with pytest.raises(CheckpointError, match="use a file written by `papernets train`"):
-        model_from_checkpoint(path)
+    # The checksum holds (it proves a file undamaged, not written by papernets); the schema, checked where every
+    # checkpoint is read, refuses the file.
+    for read in (load_checkpoint, model_from_checkpoint):
+        with pytest.raises(CheckpointError, match="use a file written by `papernets train`"):
+            read(path)
 
 
 def test_a_zero_length_checkpoint_is_a_checkpoint_error_with_a_reason(tmp_path):

@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from papernets.errors import CheckpointError, TrainingError
+from generated_data import valid_checkpoint
+from papernets.errors import CheckpointError, WriteError
 from papernets.runs import checkpoint
 from papernets.runs.checkpoint import (capture_rng_state, load_checkpoint, load_newest_valid,
-                                           model_from_checkpoint, previous_path, restore_rng_state,
-                                           save_checkpoint)
+                                       model_from_checkpoint, previous_path, restore_rng_state,
+                                       save_checkpoint)
 
 
 def payload(global_step: int) -> dict:
     torch.manual_seed(global_step)
-    return {"model": "lenet5_modern", "model_options": {}, "num_classes": 10, "in_channels": 1,
-            "input_size": [1, 28, 28], "global_step": global_step, "weights": torch.randn(5, 3),
+    return {**valid_checkpoint(global_step, num_classes=10, size=28), "weights": torch.randn(5, 3),
             "nested": {"list": [1, 2.5, None, "text"], "bf16": torch.ones(3, dtype=torch.bfloat16)}}
 
 
@@ -57,7 +57,7 @@ def test_a_failure_during_the_write_leaves_the_previous_checkpoint_loadable(tmp_
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(checkpoint.torch, "save", failing_save)
-    with pytest.raises(TrainingError, match="No space left on device.*previous checkpoint is intact"):
+    with pytest.raises(WriteError, match="No space left on device.*previous checkpoint is intact"):
         save_checkpoint(payload(2), path)
     assert load_checkpoint(path)["global_step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
@@ -93,7 +93,7 @@ def test_rng_states_survive_weights_only_round_trip(tmp_path):
     torch.manual_seed(3)
     random.gauss(0, 1)  # leaves a cached Gaussian in Python's state
     path = tmp_path / "rng.pt"
-    save_checkpoint({"global_step": 0, "rng": capture_rng_state()}, path)
+    save_checkpoint({**valid_checkpoint(), "rng": capture_rng_state()}, path)
     expected = (random.random(), random.gauss(0, 1), np.random.rand(), torch.rand(1).item())
     random.seed(99)
     np.random.seed(99)

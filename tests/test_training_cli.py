@@ -3,6 +3,7 @@
 import pytest
 
 from papernets.cli import main
+from generated_data import valid_checkpoint
 from papernets.runs.checkpoint import save_checkpoint
 
 BAD_COMMANDS = [
@@ -45,10 +46,11 @@ def test_resume_without_a_run_and_with_only_corrupt_checkpoints_is_an_error(tmp_
 
 
 def test_a_resumed_run_refuses_a_change_of_recipe(tmp_path, capsys):
-    from papernets.training.config import load_config
+    from papernets.config import load_config
 
     config = load_config("fast-fashion-mnist", {"epochs": 1})
-    save_checkpoint({"global_step": 3, "config": config.to_dict()}, tmp_path / "checkpoints" / "last.pt")
+    save_checkpoint({**valid_checkpoint(3), "model": config.model, "dataset": config.dataset,
+                     "config": config.to_dict()}, tmp_path / "checkpoints" / "last.pt")
     assert main(["train", "--resume", str(tmp_path), "--lr", "0.5"]) == 2
     assert "lr cannot change" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path), "--model", "vgg16"]) == 2

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from papernets import stats
-from papernets.errors import ConfigError
-from papernets.training.config import (TrainConfig, list_recipes, load_config, parse_overrides, read_recipe,
+from papernets.config import (TrainConfig, list_recipes, load_config, parse_overrides, read_recipe,
                                        validate)
+from papernets.errors import ConfigError
 from papernets.training.losses import classification_loss, distillation_divergence, training_loss
 from papernets.training.optim import LearningRateSchedule, build_optimizer, parameter_groups
 
@@ -27,7 +27,7 @@ def test_every_recipe_loads_validates_and_cites_its_source(recipe):
     assert recipe in list_recipes()
     loaded = load_config(recipe, {"dataset": "cifar10"})
     assert loaded.recipe == recipe and loaded.source
-    from papernets.training.config import RECIPES_DIR
+    from papernets.config import RECIPES_DIR
     first_line = (RECIPES_DIR / f"{recipe}.toml").read_text().splitlines()[0]
     assert first_line.startswith("#") and len(first_line) > 20
 

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from papernets.config import FieldKind, fields_of_kind
 from papernets.runs.reader import read_summary, read_unfinished
 from papernets.errors import ConfigError
 
-# Config keys that do not change what is trained: runs that differ only in these are repeats of one config.
-NOT_PART_OF_THE_EXPERIMENT = {
-    "seed", "data_dir", "download", "device", "amp", "channels_last", "compile", "threads", "deterministic",
-    "output", "run_name", "checkpoint_every_steps", "quiet", "report", "html", "tensorboard"}
+# Config fields that do not change what is trained, and the seed: runs that differ only in these are repeats of
+# one config. How long a run trained counts through its summary (`epochs`, `iterations`).
+NOT_PART_OF_THE_EXPERIMENT = fields_of_kind(FieldKind.EXECUTION, FieldKind.RESUMABLE) | {"seed"}
 
 
 def _percent(value: float | None) -> str:
@@ -144,7 +144,7 @@ def experiment_key(summary: dict, config: dict) -> str:
     """What identifies a config up to its seed: model, dataset, recipe and every config value that matters."""
     settings = {key: value for key, value in config.items() if key not in NOT_PART_OF_THE_EXPERIMENT}
     identity = {"model": summary.get("model"), "dataset": summary.get("dataset"), "recipe": summary.get("recipe"),
-                "epochs": summary.get("epochs"), "config": settings}
+                "epochs": summary.get("epochs"), "iterations": summary.get("iterations"), "config": settings}
     return json.dumps(identity, sort_keys=True, default=str)
 
 

@@ -10,13 +10,17 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from papernets.files import atomic_write
+
 DPI = 110
 TRAIN_COLOR = "#1f77b4"
 VALIDATION_COLOR = "#d62728"
+SAVE_ADVICE = "free disk space or make the folder writable, then run `papernets report` again"
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    figure.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
+    with atomic_write(path, SAVE_ADVICE) as file:
+        figure.savefig(file, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
     return path
 
 

@@ -1,5 +1,4 @@
-"""`papernets predict`: class probabilities for image files from a checkpoint or an exported model (.safetensors:
-`papernets export`, or a run's model.safetensors), with a warning for each image unlike the training data.
+"""`papernets predict`: class probabilities for image files from a checkpoint.
 
 Images go through the model exactly as the test data did at the end of training: uint8 pixels with the
 model's channels (grey "L" or "RGB") at the training size, normalised by `data.BatchLoader` with the
@@ -7,6 +6,9 @@ checkpoint's mean and std, and run through `papernets.evaluation` with the run's
 batch size and flip averaging.
 """
 
+import os
+import stat
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,6 +21,10 @@ from papernets.data import BatchLoader
 from papernets.errors import PapernetsError
 from papernets.runs.checkpoint import model_from_checkpoint
 
+# Formats `predict` decodes: the common photo and graphics formats; the rarer decoders (DDS, BLP, ...) are where
+# a fuzzer found most crashes, and nobody classifies those files with papernets.
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+MAX_IMAGE_PIXELS = 8192 * 8192  # a 67-megapixel photo decodes to 200 MB of RGB; larger is refused undecoded
 MAXIMUM_STRETCH = 1.5            # aspect ratio of an image over the training images' before predict warns
 BRIGHTNESS_TOLERANCE_STDS = 1.5  # mean pixel this many training stds from the training mean: predict warns
 
@@ -73,23 +79,41 @@ class Classifier:
                                         tta_flip=self.flip_averaging)
 
 
-def read_image(path: str | Path, input_size: tuple[int, int, int]) -> tuple[np.ndarray, tuple[int, int]]:
-    """An image file as uint8 (C, H, W): converted to grey or RGB as the model takes, resized to (H, W); and its
-    size (width, height) in the file."""
+def read_image(path: str | Path, input_size: tuple[int, int, int]) -> np.ndarray:
+    """An image file as uint8 (C, H, W): converted to grey or RGB as the model takes, resized to (H, W)."""
+    return read_image_and_size(path, input_size)[0]
+
+
+def read_image_and_size(path: str | Path, input_size: tuple[int, int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """`read_image`'s pixels, and the image's size (width, height) in the file.
+
+    Only regular files are opened (a FIFO would block forever), only the formats in IMAGE_FORMATS are decoded,
+    and the size the header declares is checked before any pixel is decoded: more than MAX_IMAGE_PIXELS is
+    refused (Pillow's decompression-bomb warning is an error here). Any failure of a decoder is one sentence.
+    """
     channels, height, width = input_size
     try:
-        with Image.open(path) as image:
-            original_size = image.size
-            image = image.convert("L" if channels == 1 else "RGB")
-            if image.size != (width, height):
-                image = image.resize((width, height), Image.Resampling.BILINEAR)
-            pixels = np.asarray(image, dtype=np.uint8)
-    except FileNotFoundError:
-        raise ImageFileError(f"Image file {path} does not exist; check the path.") from None
-    except IsADirectoryError:
-        raise ImageFileError(f"{path} is a folder, not an image file; pass image files (PNG or JPEG).") from None
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        reason = "not an image Pillow can read" if isinstance(error, UnidentifiedImageError) else str(error)
+        with open_image_file(path) as file, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(file, formats=IMAGE_FORMATS) as image:
+                if image.width * image.height > MAX_IMAGE_PIXELS:
+                    raise ImageFileError(f"{path} declares {image.width} x {image.height} pixels, more than the "
+                                         f"{MAX_IMAGE_PIXELS:,} papernets decodes; pass a smaller image.")
+                original_size = image.size
+                image = image.convert("L" if channels == 1 else "RGB")
+                if image.size != (width, height):
+                    image = image.resize((width, height), Image.Resampling.BILINEAR)
+                pixels = np.asarray(image, dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageFileError(f"{path} declares more pixels than the {MAX_IMAGE_PIXELS:,} papernets decodes; pass a "
+                             "smaller image.") from None
+    except UnidentifiedImageError:
+        raise ImageFileError(f"{path} cannot be read as an image (not a {', '.join(IMAGE_FORMATS)} file Pillow can "
+                             "read); pass a PNG or JPEG file.") from None
+    except ImageFileError:
+        raise
+    except Exception as error:  # noqa: BLE001  (Pillow's decoders raise anything on damaged data: SyntaxError, ...)
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ImageFileError(f"{path} cannot be read as an image ({reason}); pass a PNG or JPEG file.") from None
     if channels == 1:
         return pixels[np.newaxis], original_size          # (H, W) -> (1, H, W)
@@ -117,6 +141,24 @@ def unlike_training(path: str | Path, pixels: np.ndarray, original_size: tuple[i
     return warnings
 
 
+def open_image_file(path: str | Path):
+    """`path` opened for reading if it is a regular file; a FIFO, device or folder is refused before a byte is
+    read (the open is non-blocking, so a FIFO with no writer cannot hang `predict`)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise ImageFileError(f"Image file {path} does not exist; check the path.") from None
+    except OSError as error:
+        raise ImageFileError(f"Image file {path} cannot be opened ({error.strerror or error}); check the path.") \
+            from None
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        kind = "a folder" if stat.S_ISDIR(mode) else "a pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device"
+        raise ImageFileError(f"{path} is {kind}, not an image file; pass image files (PNG or JPEG).")
+    return os.fdopen(descriptor, "rb")
+
+
 @dataclass
 class ImagePrediction:
     image: str
@@ -128,7 +170,7 @@ def predict_images(checkpoint_path: str | Path, image_paths: list[str | Path], t
                    ) -> list[ImagePrediction]:
     """The `top_k` most probable classes for each image file."""
     classifier = Classifier.from_checkpoint(checkpoint_path)
-    images, original_sizes = zip(*(read_image(path, classifier.input_size) for path in image_paths))
+    images, original_sizes = zip(*(read_image_and_size(path, classifier.input_size) for path in image_paths))
     probabilities = classifier.probabilities(np.stack(images))
     top_k = min(top_k, probabilities.shape[1])
     predictions = []

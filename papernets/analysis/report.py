@@ -21,11 +21,13 @@ from papernets import stats
 from papernets.analysis import compare, plots
 from papernets.analysis.document import Document
 from papernets.analysis.paper_results import COMPARISON_HEADERS, RunAccuracy, comparison_rows
+from papernets.files import write_text
 from papernets.runs.names import PREDICTIONS_FILE
 from papernets.runs.predictions import Predictions
 from papernets.runs.reader import Run, RunFolderError, read_run
 
 REPORT_FILE = "report.md"
+REPORT_ADVICE = "free disk space or make the folder writable, then run `papernets report` again"
 COMPARISON_FILE = "comparison.md"
 CALIBRATION_BINS = 15
 LEARNING_CURVES_PNG = "learning_curves.png"
@@ -259,9 +261,9 @@ def _accuracy_over_runs(accuracies: list[float | None]) -> str:
 
 def _write(document: Document, folder: Path, markdown_name: str, html: bool) -> Path:
     markdown_path = folder / markdown_name
-    markdown_path.write_text(document.markdown())
+    write_text(markdown_path, document.markdown(), REPORT_ADVICE)
     if html:
-        markdown_path.with_suffix(".html").write_text(document.html())
+        write_text(markdown_path.with_suffix(".html"), document.html(), REPORT_ADVICE)
     return markdown_path
 
 

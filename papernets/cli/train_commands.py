@@ -11,15 +11,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+from papernets.config import (AMP_MODES, DEVICES, FIELD_TYPES, FieldKind, TrainConfig, apply_overrides,
+                              config_from_dict, default_recipe, fields_of_kind, list_recipes, load_config,
+                              parse_overrides, type_name)
 from papernets.errors import ConfigError, PapernetsError
-from papernets.training.config import (FIELD_TYPES, TrainConfig, apply, config_from_dict, default_recipe,
-                                       list_recipes, load_config, parse_overrides, type_name, validate)
 from papernets.training.progress import plural
-
-# Fields a resumed run may change: how it runs and reports, and how long it trains. Anything else would make
-# the resumed run a different experiment.
-RESUMABLE_FIELDS = {"epochs", "iterations", "output", "device", "threads", "quiet", "report", "html", "tensorboard",
-                    "data_dir", "download", "checkpoint_every_steps", "stop_after_steps", "debug_nan_at_step"}
 
 
 def add_commands(subparsers) -> None:
@@ -37,8 +33,8 @@ def add_commands(subparsers) -> None:
     train.add_argument("--lr", type=float, metavar="LR", help="peak learning rate")
     train.add_argument("--seed", type=int, metavar="S")
     train.add_argument("--output", metavar="DIR", help="root of the run folders (default: runs)")
-    train.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    train.add_argument("--amp", choices=("auto", "bf16", "off"),
+    train.add_argument("--device", choices=DEVICES)
+    train.add_argument("--amp", choices=AMP_MODES,
                        help="bf16 autocast (default auto: on where the hardware has bf16 arithmetic)")
     train.add_argument("--channels-last", action="store_true", default=None, help="NHWC memory format")
     train.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
@@ -66,16 +62,14 @@ def add_commands(subparsers) -> None:
                           help="a .pt file, a run folder, or a .safetensors file (`papernets export`, model.safetensors)")
     evaluate.add_argument("--split", choices=("test", "val"), default="test")
     evaluate.add_argument("--data-dir", metavar="DIR")
-    evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    evaluate.add_argument("--device", choices=DEVICES)
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     evaluate.set_defaults(run=run_eval)
 
 
-FLAG_FIELDS = {"model": "model", "dataset": "dataset", "data_dir": "data_dir", "download": "download",
-               "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "seed": "seed", "output": "output",
-               "device": "device", "amp": "amp", "channels_last": "channels_last", "compile": "compile",
-               "teacher": "teacher", "pretrained": "pretrained", "quiet": "quiet", "report": "report", "html": "html",
-               "tensorboard": "tensorboard"}
+# The config fields that have a flag of their own (same name); --set reaches every field.
+FLAG_FIELDS = ("model", "dataset", "data_dir", "download", "epochs", "batch_size", "lr", "seed", "output", "device",
+               "amp", "channels_last", "compile", "teacher", "pretrained", "quiet", "report", "html", "tensorboard")
 
 
 def config_fields_help() -> str:
@@ -89,10 +83,7 @@ def config_fields_help() -> str:
 def overrides_from(args) -> dict:
     """--set pairs, then the named flags (which win)."""
     overrides = parse_overrides(args.overrides)
-    for flag, field_name in FLAG_FIELDS.items():
-        value = getattr(args, flag)
-        if value is not None:
-            overrides[field_name] = value
+    overrides.update({name: getattr(args, name) for name in FLAG_FIELDS if getattr(args, name) is not None})
     return overrides
 
 
@@ -123,22 +114,18 @@ def resume_target(resume: str, output: str) -> tuple[Path, Path]:
 
 
 def resumed_config(saved: dict, overrides: dict) -> TrainConfig:
+    """The run's saved config with the overrides a resumed run may make (fields of kind `resumable`)."""
     config = config_from_dict(saved)
-    config.stop_after_steps = 0
     for name in ("model", "dataset"):
         if overrides.get(name) not in (None, getattr(config, name)):
             raise ConfigError(f"--resume continues a {config.model} run on {config.dataset}; drop --{name} or "
                               "start a new run without --resume.")
         overrides.pop(name, None)
-    refused = sorted(set(overrides) - RESUMABLE_FIELDS)
+    refused = sorted(set(overrides) - fields_of_kind(FieldKind.RESUMABLE))
     if refused:
         raise ConfigError(f"A resumed run keeps its recipe, so {', '.join(refused)} cannot change; drop "
                           f"{'them' if len(refused) > 1 else 'it'} or start a new run.")
-    if overrides.get("epochs"):
-        config.iterations = 0
-    if overrides.get("iterations"):
-        config.epochs = 0
-    return validate(apply(overrides, config, "command line"))
+    return apply_overrides(overrides, config)
 
 
 def finished(run_dir: Path, checkpoint: dict, config: TrainConfig) -> bool:
@@ -153,6 +140,7 @@ def run_train(args) -> int:
     from papernets.runs import checkpoint
     from papernets.distributed import is_main_process
     from papernets.training.engine import TrainingInterrupted, train
+    from papernets.runs.writer import check_same_run
 
     overrides = overrides_from(args)
     check_names(overrides.get("model"), overrides.get("dataset"))
@@ -162,6 +150,7 @@ def run_train(args) -> int:
             raise ConfigError("A resumed run keeps its recipe; drop --recipe or start a new run without --resume.")
         run_dir, checkpoint_path = resume_target(args.resume, overrides.get("output", TrainConfig.output))
         resume = checkpoint.load_newest_valid(checkpoint_path, warn=lambda line: print(line, file=sys.stderr))
+        check_same_run(run_dir, resume)
         config = resumed_config(resume["config"], overrides)
     else:
         recipe = args.recipe or default_recipe(overrides.get("dataset"))

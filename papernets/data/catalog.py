@@ -6,6 +6,9 @@ Sources of the facts below:
 - Fashion-MNIST: Xiao, Rasul, Vollgraf, arXiv:1708.07747; URLs and MD5s from the project's README.
 - CIFAR-10 / CIFAR-100: Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", 2009;
   URLs and MD5s from https://www.cs.toronto.edu/~kriz/cifar.html (per-file MD5s as listed by torchvision).
+- Download caps (`largest_download`): the largest published file rounded up, so that a mirror sending more is
+  cut off before its MD5 is computed. The pages above give MNIST's train-images-idx3-ubyte.gz as 9.9 MB,
+  Fashion-MNIST's as 26 MB, and the CIFAR python archives as 163 MB (CIFAR-10) and 161 MB (CIFAR-100).
 
 Checksums verify what papernets downloads (and finds again in its cache). Files found elsewhere are not
 compared with them: Debian's `dataset-fashion-mnist`, for one, recompresses the .gz files (same images,
@@ -15,6 +18,8 @@ different bytes). Every file is parsed strictly whatever its origin.
 from dataclasses import dataclass
 
 from papernets.errors import DatasetError
+
+MB = 10**6
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -53,6 +58,7 @@ class DatasetSpec:
     binary_release: dict[str, tuple[str, ...]] | None = None  # CIFAR: split -> binary batch files
     label_key: str = ""  # CIFAR python release: the dict key of the labels used
     label_bytes: int = 0  # CIFAR binary release: label bytes per record (the last one is the label used)
+    largest_download: int = 0  # bytes: no published file of the data set is larger
     mirroring_keeps_labels: bool = True  # False where a mirrored image shows another class (a mirrored 2 is no 2)
 
     @property
@@ -87,6 +93,7 @@ DATASETS: dict[str, DatasetSpec] = {
         folders=("mnist", "MNIST/raw"),
         system_folders=("mnist",),
         mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+        largest_download=12 * MB,
         downloads=(
             ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
             ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
@@ -111,6 +118,7 @@ DATASETS: dict[str, DatasetSpec] = {
         system_folders=("fashion-mnist",),
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         debian_package="dataset-fashion-mnist",
+        largest_download=32 * MB,
         downloads=(
             ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
             ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
@@ -132,6 +140,7 @@ DATASETS: dict[str, DatasetSpec] = {
         folders=("cifar-10-batches-py", "cifar-10-batches-bin", "cifar10/cifar-10-batches-py", "cifar10"),
         system_folders=("cifar-10-batches-py", "cifar-10-batches-bin", "cifar10", "cifar-10"),
         mirrors=("https://www.cs.toronto.edu/~kriz/",),
+        largest_download=200 * MB,
         downloads=(("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),),
         archive_folder="cifar-10-batches-py",
         python_release=CIFAR10_PYTHON,
@@ -159,6 +168,7 @@ DATASETS: dict[str, DatasetSpec] = {
         folders=("cifar-100-python", "cifar-100-binary", "cifar100/cifar-100-python", "cifar100"),
         system_folders=("cifar-100-python", "cifar-100-binary", "cifar100", "cifar-100"),
         mirrors=("https://www.cs.toronto.edu/~kriz/",),
+        largest_download=200 * MB,
         downloads=(("cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85"),),
         archive_folder="cifar-100-python",
         python_release=CIFAR100_PYTHON,

@@ -13,10 +13,12 @@ Every problem is a `DatasetError` naming the file; nothing here relies on `asser
 """
 
 import codecs
+import contextlib
 import gzip
 import math
 import os
 import pickle
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -32,7 +34,8 @@ except ImportError:  # numpy < 2 has no numpy._core
 
 IDX_UNSIGNED_BYTE = 0x08
 IDX_MAX_DIMENSIONS = 4
-MAX_FILE_BYTES = 2**30  # no file of these data sets comes near 1 GiB uncompressed; bigger is a bomb
+MAX_IDX_BYTES = 2**27  # the largest genuine IDX file holds 60,000 x 28 x 28 = 47,040,000 bytes; bigger is a bomb
+READ_CHUNK_BYTES = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 CIFAR_PIXELS = 3 * 32 * 32
 CORRUPT_ADVICE = "replace it with a fresh copy (delete it and run again with --download)"
@@ -44,52 +47,77 @@ _UNPICKLE_ERRORS = _READ_ERRORS + (
 )
 
 
-def read_file_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it starts with the gzip magic; at most MAX_FILE_BYTES."""
-    path = Path(path)
-    compressed = False
+def open_regular_file(path: Path):
+    """`path` opened for reading if it is a regular file (after links): a FIFO, device or folder is refused
+    before a byte is read (opening is non-blocking, so a FIFO with no writer cannot hang the reader)."""
     try:
-        with open(path, "rb") as raw:
-            compressed = raw.read(2) == GZIP_MAGIC
-        opener = gzip.open if compressed else open
-        with opener(path, "rb") as stream:
-            data = stream.read(MAX_FILE_BYTES + 1)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise DatasetError(f"{path} does not exist; check the data folder.") from None
-    except _READ_ERRORS as error:
-        kind = "gzip file" if compressed else "file"
-        raise DatasetError(f"{path} is not a readable {kind} ({error}); {CORRUPT_ADVICE}.") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise DatasetError(f"{path} holds more than {MAX_FILE_BYTES} bytes, far more than any of these data sets; "
-                           f"it is not a genuine data file, {CORRUPT_ADVICE}.")
-    return data
+    except OSError as error:
+        raise DatasetError(f"{path} cannot be read ({error.strerror or error}); check the data folder.") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise DatasetError(f"{path} is not a regular file (a device, pipe or folder); point the data folder at the "
+                           "genuine data files.")
+    return os.fdopen(descriptor, "rb")
+
+
+def _read_exactly(stream, size: int) -> bytes:
+    """Up to `size` bytes, read in chunks so that memory follows the bytes actually there, never a claim."""
+    chunks, remaining = [], size
+    while remaining and (chunk := stream.read(min(READ_CHUNK_BYTES, remaining))):
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (plain or .gz) as a uint8 array of the dimensions its header declares."""
-    data = read_file_bytes(path)
-    if len(data) < 4 or data[:2] != b"\x00\x00":
+    """An IDX file (plain or .gz) as a uint8 array of the dimensions its header declares. The header is read
+    first, and no more than the declared size (at most MAX_IDX_BYTES) plus one byte is ever decompressed."""
+    path = Path(path)
+    compressed = False
+    try:
+        with open_regular_file(path) as raw:
+            compressed = raw.read(2) == GZIP_MAGIC
+            raw.seek(0)
+            with (gzip.GzipFile(fileobj=raw, mode="rb") if compressed else contextlib.nullcontext(raw)) as stream:
+                dims = _idx_header(stream, path)
+                expected = math.prod(dims)
+                if expected > MAX_IDX_BYTES:
+                    raise DatasetError(f"{path} declares {' x '.join(map(str, dims))} = {expected:,} bytes, far more "
+                                       f"than any of these data sets ({MAX_IDX_BYTES:,}); it is not a genuine data "
+                                       f"file, {CORRUPT_ADVICE}.")
+                data = _read_exactly(stream, expected + 1)
+    except _READ_ERRORS as error:
+        kind = "gzip file" if compressed else "file"
+        raise DatasetError(f"{path} is not a readable {kind} ({error}); {CORRUPT_ADVICE}.") from None
+    if len(data) != expected:
+        shape = " x ".join(map(str, dims))
+        problem = "is truncated" if len(data) < expected else "has trailing bytes"
+        held = f"{len(data)}" if len(data) < expected else "more"
+        raise DatasetError(f"{path} {problem}: its header declares {shape} = {expected} bytes but it holds {held}; "
+                           f"{CORRUPT_ADVICE}.")
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims).copy()
+
+
+def _idx_header(stream, path: Path) -> tuple[int, ...]:
+    """The dimensions an IDX header declares, after checking its magic, type code and dimension count."""
+    start = stream.read(4)
+    if len(start) < 4 or start[:2] != b"\x00\x00":
         raise DatasetError(f"{path} does not start with the IDX magic (two zero bytes); it is not an IDX file, "
                            f"{CORRUPT_ADVICE}.")
-    type_code, num_dims = data[2], data[3]
+    type_code, num_dims = start[2], start[3]
     if type_code != IDX_UNSIGNED_BYTE:
         raise DatasetError(f"{path} has IDX type code 0x{type_code:02x}, but MNIST-style files hold unsigned bytes "
                            f"(0x08); {CORRUPT_ADVICE}.")
     if not 1 <= num_dims <= IDX_MAX_DIMENSIONS:
         raise DatasetError(f"{path} declares {num_dims} dimensions; an IDX image or label file has 1 to "
                            f"{IDX_MAX_DIMENSIONS}, {CORRUPT_ADVICE}.")
-    header_size = 4 + 4 * num_dims
-    if len(data) < header_size:
-        raise DatasetError(f"{path} ends inside its IDX header ({len(data)} bytes); {CORRUPT_ADVICE}.")
-    dims = struct.unpack(f">{num_dims}I", data[4:header_size])
-    expected = math.prod(dims)
-    payload = len(data) - header_size
-    if payload != expected:
-        shape = " x ".join(map(str, dims))
-        problem = "is truncated" if payload < expected else "has trailing bytes"
-        raise DatasetError(f"{path} {problem}: its header declares {shape} = {expected} bytes but it holds {payload}; "
-                           f"{CORRUPT_ADVICE}.")
-    return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(dims).copy()
+    sizes = stream.read(4 * num_dims)
+    if len(sizes) < 4 * num_dims:
+        raise DatasetError(f"{path} ends inside its IDX header ({4 + len(sizes)} bytes); {CORRUPT_ADVICE}.")
+    return struct.unpack(f">{num_dims}I", sizes)
 
 
 def read_idx_pair(images_path: Path, labels_path: Path, image_size: tuple[int, int], num_classes: int):
@@ -117,10 +145,8 @@ def read_cifar_binary(path: Path, label_bytes: int, num_classes: int, records: i
     """
     path = Path(path)
     record_size = label_bytes + CIFAR_PIXELS
-    try:
-        size = os.stat(path).st_size
-    except OSError as error:
-        raise DatasetError(f"{path} cannot be read ({error.strerror}); check the data folder.") from None
+    with open_regular_file(path) as file:
+        size = os.fstat(file.fileno()).st_size
     expected = None if records is None else records * record_size
     if size == 0 or size % record_size or (expected is not None and size != expected):
         wanted = f"exactly {expected}" if expected is not None else f"a multiple of {record_size}"
@@ -223,10 +249,8 @@ def load_restricted_pickle(path: Path) -> object:
     """The object in a pickle file, unpickled with `RestrictedUnpickler` and Python 2 strings as bytes."""
     path = Path(path)
     try:
-        with open(path, "rb") as stream:
+        with open_regular_file(path) as stream:
             return RestrictedUnpickler(stream, encoding="bytes").load()
-    except FileNotFoundError:
-        raise DatasetError(f"{path} does not exist; check the data folder.") from None
     except _UNPICKLE_ERRORS as error:
         raise DatasetError(f"{path} is not a valid CIFAR pickle ({type(error).__name__}: {error}); papernets loads "
                            f"only plain numpy arrays and lists from it, {CORRUPT_ADVICE}.") from None

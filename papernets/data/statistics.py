@@ -7,8 +7,6 @@ holds out for validation: that is the usual convention and keeps the figures ind
 """
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,8 @@ import numpy as np
 from papernets import stats
 from papernets.data.locate import cache_dir
 from papernets.data.splits import ArraySplit
+from papernets.errors import WriteError
+from papernets.files import write_text
 
 STATISTICS_FORMAT = 1
 
@@ -57,7 +57,7 @@ def _read_cached(path: Path, dataset) -> tuple[tuple[float, ...], tuple[float, .
         if record["format"] != STATISTICS_FORMAT or record["fingerprint"] != dataset.fingerprint:
             return None
         mean, std = tuple(map(float, record["mean"])), tuple(map(float, record["std"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
     channels = dataset.image_shape[0]
     if len(mean) != channels or len(std) != channels:
@@ -75,16 +75,11 @@ def _write_cached(path: Path, dataset, mean, std) -> None:
         "mean": list(mean),
         "std": list(std),
     }
-    temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".part", delete=False) as output:
-            temporary = Path(output.name)
-            json.dump(record, output, indent=1)
-        os.replace(temporary, path)
-    except OSError:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
+        write_text(path, json.dumps(record, indent=1))
+    except (OSError, WriteError):
+        pass  # the cache only saves time: without it the statistics are computed again next time
 
 
 def class_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -23,16 +23,16 @@ Nothing is unpickled.
 import copy
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import fx, nn
 
 from papernets.errors import CheckpointError, ConfigError
+from papernets.files import write_bytes, write_failure
 from papernets.hardware import bf16_supported
 from papernets.models.registry import create_model
 
@@ -198,22 +198,24 @@ class ExportInfo:
         return cls(**{field.name: checkpoint[field.name] for field in dataclasses.fields(cls) if field.name in checkpoint})
 
 
-def export_model(model: nn.Module, path: str | Path, info: ExportInfo, *, fold: bool = True) -> Path:
-    """Write `model` float32, with BN folded (`fold`), to a safetensors file carrying `info` as JSON metadata;
-    readable by others as the umask allows (safetensors itself creates files private to their owner)."""
+def export_bytes(model: nn.Module, info: ExportInfo, *, fold: bool = True) -> bytes:
+    """`model` float32, with BN folded (`fold`), as safetensors bytes carrying `info` as JSON metadata."""
     pairs = foldable_pairs(copy.deepcopy(model).eval()) if fold else []
     folded = fold_batchnorm(model, pairs).float()
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in folded.state_dict().items()}
     metadata = {"format": EXPORT_FORMAT, "info": json.dumps(dataclasses.asdict(info)), "folded": json.dumps(pairs)}
+    return save(state, metadata=metadata)
+
+
+def export_model(model: nn.Module, path: str | Path, info: ExportInfo, *, fold: bool = True) -> Path:
+    """Write `export_bytes(model, info, fold=fold)` to `path` (atomically, folders created)."""
     path = Path(path)
+    advice = "choose a writable --output path"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(state, str(path), metadata=metadata)
-        _readable_as_umask_allows(path)
     except OSError as error:
-        raise CheckpointError(f"Cannot write the exported model to {path} ({error.strerror}); "
-                              "choose a writable --output path.") from None
-    return path
+        raise write_failure(path, error, advice) from None
+    return write_bytes(path, export_bytes(model, info, fold=fold), advice)
 
 
 def export_onnx(model: nn.Module, path: str | Path, info: ExportInfo) -> Path:
@@ -230,21 +232,16 @@ def export_onnx(model: nn.Module, path: str | Path, info: ExportInfo) -> Path:
                                 dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False)
     program.model.metadata_props["papernets"] = json.dumps(dataclasses.asdict(info))
     path = Path(path)
+    advice = "choose a writable --output path"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        program.save(str(path))
-        _readable_as_umask_allows(path)
     except OSError as error:
-        raise CheckpointError(f"Cannot write the exported model to {path} ({error.strerror}); "
-                              "choose a writable --output path.") from None
+        raise write_failure(path, error, advice) from None
+    try:
+        program.save(str(path))
+    except OSError as error:
+        raise write_failure(path, error, advice) from None
     return path
-
-
-def _readable_as_umask_allows(path: Path):
-    """safetensors creates its files readable by their owner only; give them the mode any new file gets."""
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(0o666 & ~umask)
 
 
 def load_exported(path: str | Path, *, dtype: str = "auto", channels_last: bool = True,

@@ -12,6 +12,8 @@ import difflib
 import fnmatch
 import inspect
 import re
+import types
+import typing
 from dataclasses import dataclass
 from typing import Callable
 
@@ -72,6 +74,22 @@ def get_model_entry(name: str) -> ModelEntry:
         raise ModelError(f"Unknown model {name!r}: {hint}") from None
 
 
+def check_option_types(entry: ModelEntry, options: dict) -> None:
+    """Each option of the type its builder declares (an int where a float is declared; never a bool for a
+    number), so that a string width multiplier is one sentence rather than a TypeError deep in a layer."""
+    hints = typing.get_type_hints(entry.builder)
+    for option, value in options.items():
+        declared = hints.get(option)
+        allowed = typing.get_args(declared) if typing.get_origin(declared) in (typing.Union, types.UnionType) \
+            else (declared,)
+        if float in allowed:
+            allowed += (int,)
+        plain = [kind for kind in allowed if isinstance(kind, type)]
+        if plain and (not isinstance(value, tuple(plain)) or (isinstance(value, bool) and bool not in plain)):
+            names = " or ".join(kind.__name__ for kind in plain)
+            raise ModelError(f"{entry.name} option {option} must be of type {names}; got {value!r}.")
+
+
 def create_model(name: str, *, num_classes: int | None = None, in_channels: int | None = None,
                  input_size: tuple[int, int, int] | None = None, **options) -> nn.Module:
     """Build a registered model.
@@ -93,4 +111,5 @@ def create_model(name: str, *, num_classes: int | None = None, in_channels: int 
         inspect.signature(entry.builder).bind(num_classes=num_classes, in_channels=in_channels, **options)
     except TypeError as error:
         raise ModelError(f"{name} does not take these options ({error}).") from None
+    check_option_types(entry, options)
     return entry.builder(num_classes=num_classes, in_channels=in_channels, **options)

@@ -7,22 +7,28 @@ A checkpoint is one dict (docs/ARCHITECTURE.md, "Training"): `format`, `model`, 
 `epoch_sums`, `metrics_rows`, `best_val_accuracy`, ..., and `checksum` (SHA-256 over everything else).
 It is read only with `torch.load(weights_only=True)`: no pickled code ever runs.
 
-Writing: the dict goes to a temporary file in the same folder, is flushed and fsync'ed, the current file is
-renamed to `<name>.prev.pt`, and the temporary file is renamed over `<name>.pt` (os.replace is atomic).
+Writing: through `papernets.files.atomic_write` (a new temporary file in the same folder, flushed and fsync'ed;
+the current file renamed to `<name>.prev.pt`; the temporary file renamed over `<name>.pt`).
+
+Reading: the zip members' declared sizes are checked before torch inflates anything (torch stores members
+uncompressed, so a genuine file declares no more than its own size); then `torch.load(weights_only=True)`, the
+checksum, and the payload's schema (`checkpoint_schema.check_checkpoint`), all in `load_checkpoint`.
 """
 
 import hashlib
-import os
 import pickle
 import random
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from papernets.errors import CheckpointError, TrainingError
+from papernets.errors import CheckpointError
+from papernets.files import atomic_write, remove_stale_temporaries, write_failure
+from papernets.runs.checkpoint_schema import check_checkpoint
 
 FORMAT = "papernets-checkpoint-1"
 
@@ -61,30 +67,16 @@ def previous_path(path: Path) -> Path:
 def save_checkpoint(checkpoint: dict, path: str | Path, keep_previous: bool = True) -> Path:
     """Write atomically; the file being replaced becomes `<name>.prev.pt` when `keep_previous`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = {**checkpoint, "format": FORMAT}
     checkpoint["checksum"] = payload_checksum(checkpoint)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed mid-write
-        stale.unlink(missing_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    advice = ("the previous checkpoint is intact: free disk space or choose another --output, then --resume")
     try:
-        with open(temporary, "wb") as file:
-            torch.save(checkpoint, file)
-            file.flush()
-            os.fsync(file.fileno())
-        if keep_previous and path.exists():
-            os.replace(path, previous_path(path))
-        os.replace(temporary, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise TrainingError(f"Could not write checkpoint {path} ({error.strerror or error}); the previous "
-                            f"checkpoint is intact: free disk space or choose another --output, then --resume.") from error
-    finally:
-        temporary.unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+        raise write_failure(path, error, advice) from None
+    remove_stale_temporaries(path)
+    with atomic_write(path, advice, keep_previous=previous_path(path) if keep_previous else None) as file:
+        torch.save(checkpoint, file)
     return path
 
 
@@ -102,6 +94,7 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist; pass a .pt file written by `papernets train`.")
+    check_declared_sizes(path)
     try:
         with warnings.catch_warnings():  # torch warns about odd pickle protocols; the verdict below says it all
             warnings.simplefilter("ignore")
@@ -123,7 +116,28 @@ def load_checkpoint(path: str | Path) -> dict:
     if not intact:
         raise CheckpointError(f"Checkpoint {path} fails its SHA-256 checksum (the file was damaged); "
                               "resume from an earlier checkpoint or train again.")
+    check_checkpoint(checkpoint, f"Checkpoint {path}")
     return checkpoint
+
+
+def check_declared_sizes(path: Path) -> None:
+    """Refuse a checkpoint whose zip members would inflate beyond the file: torch.save stores every member
+    uncompressed, so a genuine checkpoint declares at most its own size, whereas a DEFLATE bomb of 1.6 MB
+    declares a gigabyte."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return  # torch's legacy format, or not a checkpoint at all: torch.load decides below
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError) as error:
+        raise CheckpointError(f"Checkpoint {path} is corrupt or truncated ({error}); resume from an earlier "
+                              "checkpoint or train again.") from None
+    declared = sum(member.file_size for member in members)
+    compressed = any(member.compress_type != zipfile.ZIP_STORED for member in members)
+    if compressed or declared > path.stat().st_size:
+        raise CheckpointError(f"Checkpoint {path} declares {declared:,} bytes of compressed content in a "
+                              f"{path.stat().st_size:,}-byte file; papernets never writes that, so it is refused "
+                              "unread: use a file written by `papernets train`.")
 
 
 def load_newest_valid(path: Path, warn=print) -> dict:
@@ -143,6 +157,63 @@ def load_newest_valid(path: Path, warn=print) -> dict:
         found = " ".join(problems) if problems else f"{path} does not exist."
         raise CheckpointError(f"No valid checkpoint to resume from: {found} Start a new run without --resume.")
     return max(candidates, key=lambda checkpoint: checkpoint["global_step"])
+
+
+def load_best(path: Path, warn=print) -> dict | None:
+    """The best-validation checkpoint: `path` (best.pt), else its previous copy (an earlier best, whose own
+    `best_epoch` and `best_val_accuracy` say which), else None when neither is valid, for the caller to
+    rebuild it. A damaged best.pt never blocks the end of a run."""
+    try:
+        return load_newest_valid(path, warn=warn)
+    except CheckpointError:
+        warn(f"warning: neither {path} nor {previous_path(path)} is valid; best.pt is rebuilt from the final "
+             "weights, which are tested instead.")
+        return None
+
+
+def restore_training(checkpoint: dict, model: nn.Module, optimizer: torch.optim.Optimizer, schedule) -> None:
+    """Model, optimizer, schedule and RNG states from a checkpoint (schema checked by `load_checkpoint`), each
+    checked against the objects built for the run: wrong shapes are one sentence here, not a traceback at the
+    first step."""
+    def refuse(problem: str):
+        raise CheckpointError(f"The checkpoint to resume from {problem}; resume from an earlier checkpoint or start "
+                              "a new run.")
+
+    load_weights(model, checkpoint["model_state"], refuse)
+    parameters = [parameter for group in optimizer.param_groups for parameter in group["params"]]
+    saved = checkpoint["optimizer_state"]
+    saved_indices = [index for group in saved["param_groups"] for index in group["params"]]
+    if len(saved["param_groups"]) != len(optimizer.param_groups) or sorted(saved_indices) != list(
+            range(len(parameters))):
+        refuse("holds the optimizer state of another model or optimizer setup")
+    for index, state in saved["state"].items():
+        if not (type(index) is int and 0 <= index < len(parameters)) or not isinstance(state, dict) or any(
+                isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != parameters[index].shape
+                for value in state.values()):
+            refuse(f"holds optimizer state of the wrong shape for parameter {index}")
+    try:
+        optimizer.load_state_dict(saved)
+        schedule.load_state_dict(checkpoint["schedule_state"])
+        restore_rng_state(checkpoint["rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        refuse(f"holds an optimizer, schedule or random state papernets cannot restore ({short_reason(error)})")
+
+
+def load_weights(model: nn.Module, weights: dict, refuse) -> None:
+    """Every weight present with the model's shape; `refuse(problem)` raises the caller's sentence."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    wrong = [name for name in expected if name in weights and weights[name].shape != expected[name].shape]
+    if missing or unexpected or wrong:
+        problem = (f"lacks the weight {missing[0]}" if missing else f"holds an unknown weight {unexpected[0]}"
+                   if unexpected else f"holds {wrong[0]} of shape {tuple(weights[wrong[0]].shape)}, not "
+                   f"{tuple(expected[wrong[0]].shape)}")
+        refuse(f"{problem} (the weights do not fit the model)")
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        refuse(f"holds weights the model cannot take ({short_reason(error)})")
 
 
 # RNG states as tensors and plain types, so that weights_only loading accepts them.
@@ -172,41 +243,18 @@ def restore_rng_state(state: dict):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-MAX_CLASSES = 100_000   # ImageNet-21k has 21,841; a larger count would only allocate a huge head
-MAX_IMAGE_SIDE = 4096   # the most channels, rows or columns an input may declare
-MODEL_FIELDS = {"model": str, "model_options": dict, "num_classes": int, "input_size": list, "model_state": dict}
-
-
-def check_model_fields(checkpoint: dict, source) -> None:
-    """The fields a model is rebuilt from, present and of the right types. The checksum proves a file
-    undamaged, not that papernets wrote it, so a forged file must fail here rather than deep in a model."""
-    where = "the checkpoint" if isinstance(source, dict) else f"Checkpoint {source}"
-    for name, expected in MODEL_FIELDS.items():
-        if not isinstance(checkpoint.get(name), expected) or isinstance(checkpoint.get(name), bool):
-            raise CheckpointError(f"{where} has no valid {name!r} field ({expected.__name__}); use a file written by "
-                                  "`papernets train`.")
-    size, state = checkpoint["input_size"], checkpoint["model_state"]
-    if (len(size) != 3 or not all(type(value) is int and 0 < value <= MAX_IMAGE_SIDE for value in size)
-            or not 1 <= checkpoint["num_classes"] <= MAX_CLASSES
-            or not all(isinstance(key, str) for key in checkpoint["model_options"])
-            or not all(isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items())):
-        raise CheckpointError(f"{where} has an invalid input size, class count, model options or weights; use a "
-                              "file written by `papernets train`.")
-
-
 def model_from_checkpoint(path_or_checkpoint: str | Path | dict) -> tuple[nn.Module, dict]:
     """The checkpoint's model with its weights, in eval mode on the CPU, and the checkpoint itself."""
     from papernets.models import create_model
 
     checkpoint = (path_or_checkpoint if isinstance(path_or_checkpoint, dict)
                   else load_checkpoint(path_or_checkpoint))
-    check_model_fields(checkpoint, path_or_checkpoint)
     model = create_model(checkpoint["model"], num_classes=checkpoint["num_classes"],
                          input_size=tuple(checkpoint["input_size"]), **checkpoint["model_options"])
-    try:
-        model.load_state_dict(checkpoint["model_state"])
-    except RuntimeError as error:
-        raise CheckpointError(f"The weights in the checkpoint do not fit model {checkpoint['model']} "
-                              f"({short_reason(error)}); the model's code changed since training, so "
-                              "train again.") from None
+
+    def refuse(problem: str):
+        raise CheckpointError(f"The checkpoint of {checkpoint['model']} {problem}; the file was not written for "
+                              "this model (or the model's code changed since training), so train again.")
+
+    load_weights(model, checkpoint["model_state"], refuse)
     return model.eval(), checkpoint

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from papernets.files import atomic_write
 from papernets.runs.reader import RunFolderError
 
 MOST_CONFIDENT_MISTAKES = 24  # images kept in predictions.npz for the report's grid
@@ -40,11 +41,10 @@ class Predictions:
                    mistake_indices=mistakes, mistake_images=np.asarray(images)[mistakes])
 
     def save(self, path: Path) -> None:
-        temporary = path.with_name(path.name + ".partial.npz")
-        np.savez_compressed(temporary, probs=self.probs, labels=self.labels,
-                            class_names=np.array(self.class_names), mistake_indices=self.mistake_indices,
-                            mistake_images=self.mistake_images)
-        temporary.replace(path)
+        with atomic_write(path, "free disk space or make the run folder writable") as file:
+            np.savez_compressed(file, probs=self.probs, labels=self.labels,
+                                class_names=np.array(self.class_names), mistake_indices=self.mistake_indices,
+                                mistake_images=self.mistake_images)
 
     @classmethod
     def load(cls, path: Path) -> "Predictions":

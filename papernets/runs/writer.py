@@ -1,6 +1,8 @@
 """Writing the run folder (docs/ARCHITECTURE.md, "Training"): config.json, env.json, metrics.csv, summary.json.
 
-Each file is written whole to a temporary name and renamed into place, so a reader never sees half a file.
+Each file goes through `papernets.files.atomic_write`, so a reader never sees half a file and a link planted in
+the folder is replaced, never written through. A new run claims a folder of its own with `mkdir` (atomic: two
+runs started in the same second get different folders); only `--resume` reopens an existing one.
 `papernets.runs.reader` reads what this module writes; the names of the files are in `papernets.runs.names`.
 """
 
@@ -12,46 +14,82 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from papernets.errors import TrainingError
+from papernets.errors import CheckpointError, TrainingError
+from papernets.files import write_text
 from papernets.hardware import cpu_model
-from papernets.runs.names import CHECKPOINTS, METRICS_COLUMNS
+from papernets.runs.names import CHECKPOINTS, CONFIG_FILE, METRICS_COLUMNS, STEP_COLUMNS
 
 MINIMUM_FREE_BYTES = 100 * 1024 * 1024
 
 
-def write_text_atomically(path: Path, text: str):
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+RUN_FOLDER_ADVICE = "free disk space or pass a writable folder with --output"
+MAX_NAME_SUFFIX = 1000  # default names differ by time and seed; a thousand collisions means something is wrong
 
 
 def write_json(path: Path, content: dict):
-    write_text_atomically(path, json.dumps(content, indent=2, sort_keys=False) + "\n")
+    write_text(path, json.dumps(content, indent=2, sort_keys=False) + "\n", RUN_FOLDER_ADVICE)
 
 
-def default_run_name(model: str, dataset: str) -> str:
-    return f"{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+def default_run_name(model: str, dataset: str, seed: int) -> str:
+    return f"{model}-{dataset}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def prepare_run_folder(output_root: str | Path, run_name: str) -> Path:
-    """Create `output_root/run_name/checkpoints`, refusing an unwritable folder or a nearly full disk."""
-    run_dir = Path(output_root) / run_name
+def create_run_folder(output_root: str | Path, run_name: str, explicit: bool) -> Path:
+    """Claim a new folder `output_root/run_name` with an atomic mkdir: an existing folder is never reused (an
+    explicit `run_name` that exists is refused; a default name that exists gets the suffix -2, -3, ...)."""
+    root = Path(output_root)
     try:
-        (run_dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_bytes(b"papernets")
-        probe.unlink()
+        root.mkdir(parents=True, exist_ok=True)
+        for suffix in range(1, MAX_NAME_SUFFIX + 1):
+            run_dir = root / (run_name if suffix == 1 else f"{run_name}-{suffix}")
+            try:
+                run_dir.mkdir()
+                return run_dir
+            except FileExistsError:
+                if explicit:
+                    raise TrainingError(f"The run folder {run_dir} already exists; pass another --set run_name, or "
+                                        f"--resume {run_dir} to continue that run.") from None
+    except OSError as error:
+        raise TrainingError(f"Cannot write to the output folder {root} ({error.strerror or error}); "
+                            "pass a writable folder with --output.") from None
+    raise TrainingError(f"{MAX_NAME_SUFFIX} run folders named {run_name} exist under {root}; pass another --output.")
+
+
+def prepare_run_folder(run_dir: Path) -> Path:
+    """An existing run folder made ready: its checkpoints folder, a write test, enough free disk."""
+    try:
+        (run_dir / CHECKPOINTS).mkdir(exist_ok=True)
+        with tempfile.TemporaryFile(dir=run_dir):  # a nameless file: nothing planted in the folder is opened
+            pass
     except OSError as error:
         raise TrainingError(f"Cannot write to the output folder {run_dir} ({error.strerror or error}); "
                             "pass a writable folder with --output.") from None
     check_free_space(run_dir)
     return run_dir
+
+
+def check_same_run(run_dir: Path, checkpoint: dict) -> None:
+    """The run folder's config.json and the checkpoint to resume from describe the same run."""
+    try:
+        saved = json.loads((run_dir / CONFIG_FILE).read_text())
+    except FileNotFoundError:
+        return  # killed before config.json was written: the checkpoint alone describes the run
+    except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{run_dir / CONFIG_FILE} cannot be read ({error}); the run folder is damaged, so "
+                              "start a new run.") from None
+    if not isinstance(saved, dict) or (saved.get("model"), saved.get("dataset")) != (checkpoint["model"],
+                                                                                      checkpoint["dataset"]):
+        found = (saved.get("model"), saved.get("dataset")) if isinstance(saved, dict) else "no config"
+        raise CheckpointError(f"{run_dir} is a run of {found}, but its checkpoint trains {checkpoint['model']} on "
+                              f"{checkpoint['dataset']}; the checkpoint does not belong to this run folder, so "
+                              "resume the folder it came from or start a new run.")
 
 
 def check_free_space(folder: Path):
@@ -80,14 +118,36 @@ def format_metric(value) -> str:
     return str(value)
 
 
-def write_metrics(path: Path, rows: list[dict]):
-    """All rows so far, rewritten whole: after a resume the file holds exactly the checkpoint's rows."""
+def csv_text(columns: tuple[str, ...], rows: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(METRICS_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([format_metric(row.get(column)) for column in METRICS_COLUMNS])
-    write_text_atomically(path, buffer.getvalue())
+        writer.writerow([format_metric(row.get(column)) for column in columns])
+    return buffer.getvalue()
+
+
+def write_metrics(path: Path, rows: list[dict]):
+    """All rows so far, rewritten whole: after a resume the file holds exactly the checkpoint's rows."""
+    write_text(path, csv_text(METRICS_COLUMNS, rows), RUN_FOLDER_ADVICE)
+
+
+class StepLog:
+    """steps.csv: one row every `log_every_steps` steps, appended as training goes. A resumed run first drops
+    the rows after its checkpoint's step (and a row cut short by a kill), so no step appears twice."""
+
+    def __init__(self, path: Path, through_step: int):
+        self.path = path
+        kept = []
+        if path.is_file():
+            with path.open(newline="") as file:
+                kept = [row for row in csv.DictReader(file)
+                        if None not in row.values() and row["step"].isdigit() and int(row["step"]) <= through_step]
+        write_text(path, csv_text(STEP_COLUMNS, kept), RUN_FOLDER_ADVICE)
+
+    def write(self, row: dict):
+        with self.path.open("a", newline="") as file:
+            csv.writer(file, lineterminator="\n").writerow([format_metric(row[column]) for column in STEP_COLUMNS])
 
 
 def code_version() -> dict:

@@ -3,16 +3,19 @@
 1. device, precision (bf16 autocast where the hardware has bf16 arithmetic), threads, torchrun ranks;
 2. data: train/val/test splits on the device, normalized with the training split's channel statistics;
 3. model (seeded), teacher, optimizer, schedule; or all of them restored from a checkpoint (`--resume`);
-4. the loop: one global step per batch, checkpoints inside and at the end of epochs, a row of metrics.csv and
-   a validation pass per epoch, best.pt on each better validation accuracy;
-5. final weights, test accuracy of the best-validation weights (never selected by test), summary.json.
+4. the loop: one global step per batch (`train_step`), then `after_step` decides whether to save last.pt or
+   stop; a row of steps.csv every `log_every_steps` steps; per epoch a validation pass, a row of metrics.csv,
+   best.pt on each better validation accuracy;
+5. final weights; the test pass of the best-validation weights (never selected by test), whose probabilities
+   go to predictions.npz; summary.json.
 
-The command line, not this module, writes the report from the run folder afterwards.
+Evaluation is `papernets.evaluation`'s one loop. The command line, not this module, writes the report from the
+run folder afterwards.
 
 Exact resume: every batch is a pure function of (seed, epoch, step), the learning rate a function of the
 global step, and the checkpoint holds the RNG states and the running sums of the epoch, so on the CPU with
-the same settings an interrupted and resumed run ends with the same weights and metrics.csv (bar the timing
-columns `images_per_s` and `seconds`) as a run that was never interrupted.
+the same settings an interrupted and resumed run ends with the same weights, metrics.csv and steps.csv (bar
+the timing columns `images_per_s` and `seconds`) as a run that was never interrupted.
 """
 
 import contextlib
@@ -29,26 +32,27 @@ import numpy as np
 import torch
 from torch import nn
 
+from papernets.config import TrainConfig, check_augmentation_fits, config_from_dict, validate
 from papernets.distributed import from_environment
 from papernets.errors import CheckpointError, ConfigError, TrainingError
 from papernets.evaluation import Evaluation, autocast, evaluate
+from papernets.files import RunLock, write_bytes
 from papernets.hardware import bf16_supported
 from papernets.runs import checkpoint as checkpoints
 from papernets.runs.names import (BEST_CHECKPOINT, CONFIG_FILE, ENVIRONMENT_FILE, LAST_CHECKPOINT, METRICS_FILE,
-                                  PREDICTIONS_FILE, SAFETENSORS_FILE, SUMMARY_FILE)
+                                  PREDICTIONS_FILE, SAFETENSORS_FILE, STEPS_FILE, SUMMARY_FILE)
 from papernets.runs.predictions import Predictions
 from papernets.runs.reader import read_run
-from papernets.runs.writer import default_run_name, environment, prepare_run_folder, write_json, write_metrics
-from papernets.training.config import TrainConfig, config_from_dict, validate
-from papernets.training.losses import training_loss
+from papernets.runs.writer import (RUN_FOLDER_ADVICE, StepLog, create_run_folder, default_run_name, environment,
+                                   prepare_run_folder, write_json, write_metrics)
+from papernets.training.losses import LossParts, training_loss
 from papernets.training.optim import LearningRateSchedule, build_optimizer, set_lr
 from papernets.training.progress import Progress, plural
 
-PROGRESS_REFRESH_STEPS = 20
 
 
 class TrainingInterrupted(Exception):
-    """A run stopped at a step boundary with its checkpoint saved (a signal, or `stop_after_steps`)."""
+    """A run stopped at a step boundary with its checkpoint saved (SIGTERM or SIGINT)."""
 
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
@@ -118,14 +122,17 @@ def prepare_data(config: TrainConfig, dataset=None, normalization: dict | None =
                         mean=list(normalization["mean"]), std=list(normalization["std"]))
 
 
-def augmentation_for(config: TrainConfig):
+def augmentation_for(config: TrainConfig, input_size: tuple[int, int, int]):
+    """The run's augmentation, refused before any batch is allocated if its padding or cutout exceeds the image."""
     from papernets.data import Augmentation, default_augmentation
 
     names = ("pad", "crop", "flip", "cutout")
-    if all(name in config.augmentation for name in names):
-        return Augmentation(**config.augmentation)
-    default = default_augmentation(config.dataset)
-    return Augmentation(**{**{name: getattr(default, name) for name in names}, **config.augmentation})
+    values = dict(config.augmentation)
+    if not all(name in values for name in names):
+        default = default_augmentation(config.dataset)
+        values = {**{name: getattr(default, name) for name in names}, **values}
+    check_augmentation_fits(values, input_size)
+    return Augmentation(**values)
 
 
 def evaluation_loader(split, data: PreparedData, config: TrainConfig, device: torch.device):
@@ -286,6 +293,34 @@ class StopSignals:
         for number, handler in self.previous.items():
             signal.signal(number, handler)
 
+    def agreed(self, distributed, device: torch.device) -> int | None:
+        """The signal that stops this step, when any rank received one (all ranks stop at the same step)."""
+        if not distributed.enabled:
+            return self.received
+        votes = distributed.sum(torch.tensor([float(self.received is not None)], dtype=torch.float64, device=device))
+        return (self.received or signal.SIGTERM) if votes.item() else None
+
+
+@dataclass
+class StepDecision:
+    save: bool                       # write last.pt now, inside the epoch
+    leave_epoch: bool                # this was the epoch's last step, or a stop
+    stop_message: str | None = None
+    exit_code: int = 0
+
+
+def after_step(state: "LoopState", *, steps_per_epoch: int, total_steps: int, checkpoint_every_steps: int,
+               stop_signal: int | None) -> StepDecision:
+    """The stop and checkpoint policy, after every step. A stop (signal) or every `checkpoint_every_steps`-th
+    step saves last.pt inside the epoch; the epoch's last step ends the epoch's loop, whose end saves anyway."""
+    end_of_epoch = state.step == steps_per_epoch or state.global_step >= total_steps
+    periodic = bool(checkpoint_every_steps) and state.global_step % checkpoint_every_steps == 0
+    if stop_signal is None:
+        return StepDecision(save=periodic and not end_of_epoch, leave_epoch=end_of_epoch)
+    return StepDecision(save=not end_of_epoch, leave_epoch=True,
+                        stop_message=f"Interrupted by {signal.Signals(stop_signal).name} at step {state.global_step}",
+                        exit_code=StopSignals.EXIT_CODES[stop_signal])
+
 
 # ---------------------------------------------------------------------------------------------------------
 # The state a checkpoint carries besides model and optimizer.
@@ -339,11 +374,54 @@ def checkpoint_payload(config: TrainConfig, data: PreparedData, model: nn.Module
 
 
 # ---------------------------------------------------------------------------------------------------------
+# What the loop computes after a step.
+
+def check_finite(loss: torch.Tensor, epoch: int, state: LoopState, last_path: Path):
+    if not torch.isfinite(loss):
+        raise TrainingError(
+            f"The training loss became {loss.item()} at epoch {epoch + 1}, step {state.step + 1} "
+            f"(global step {state.global_step + 1}); training stopped and {last_path} holds the last good "
+            "checkpoint: lower the learning rate (--lr) and train again or --resume.")
+
+
+def batch_sums(loss: LossParts, labels: torch.Tensor) -> torch.Tensor:
+    """[loss sum, correct, count] of one batch, on the device (they travel in the checkpoint, so the epoch's
+    metrics resume exactly)."""
+    return torch.stack([loss.total.detach().double() * len(labels),
+                        (loss.logits.argmax(-1) == labels).sum().double(),
+                        torch.tensor(float(len(labels)), dtype=torch.float64, device=labels.device)])
+
+
+def running_means(sums: torch.Tensor) -> tuple[float, float]:
+    """(mean loss, accuracy) of the epoch so far on this rank: a host sync, so only when shown or logged."""
+    loss_sum, correct, count = sums.tolist()
+    return loss_sum / count, correct / count
+
+
+def step_row(state: LoopState, epoch: int, lr: float, loss: LossParts, sums: torch.Tensor, images_per_s: float,
+             epoch_started: float) -> dict:
+    """A row of steps.csv: this step's batch loss, and the epoch's running means so far."""
+    train_loss, train_accuracy = running_means(sums)
+    return {"step": state.global_step, "epoch": epoch + 1, "lr": lr, "batch_loss": loss.total.item(),
+            "train_loss": train_loss, "train_acc": train_accuracy, "images_per_s": images_per_s,
+            "seconds": time.perf_counter() - epoch_started}
+
+
+# ---------------------------------------------------------------------------------------------------------
 # The loop.
 
 def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_dir: Path | None = None) -> Path:
     """Train as `config` says and return the run folder. `resume` is a verified checkpoint to continue from
-    (its run folder is `run_dir`); `dataset` replaces loading `config.dataset` (tests use generated data)."""
+    (its run folder is `run_dir`); `dataset` replaces loading `config.dataset` (tests use generated data).
+    The run folder is locked from when it is known until training ends, so a second process that would write
+    into it (a concurrent `--resume`) stops with one sentence."""
+    with contextlib.ExitStack() as held:
+        return train_holding(config, held, dataset=dataset, resume=resume, run_dir=run_dir)
+
+
+def train_holding(config: TrainConfig, held: contextlib.ExitStack, *, dataset=None, resume: dict | None = None,
+                  run_dir: Path | None = None) -> Path:
+    """`train`, with the run folder's lock entered into `held`."""
     validate(config)
     progress = Progress(enabled=not config.quiet)
     teacher_checkpoint = checkpoints.load_checkpoint(config.teacher) if config.teacher else None
@@ -368,7 +446,8 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
 
     data = prepare_data(config, dataset, normalization=resume["normalization"] if resume else None)
     train_loader = BatchLoader(data.train.images, data.train.labels, batch_size=config.batch_size,
-                               seed=config.seed, augment=augmentation_for(config), mean=data.mean, std=data.std,
+                               seed=config.seed, augment=augmentation_for(config, data.input_size),
+                               mean=data.mean, std=data.std,
                                device=device, channels_last=config.channels_last, shuffle=True, drop_last=True)
     val_loader = evaluation_loader(data.val, data, config, device) if data.val is not None else None
     test_loader = evaluation_loader(data.test, data, config, device)
@@ -397,29 +476,30 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
                           "train longer or shorten the warm-up (--set warmup_steps=N or warmup_fraction=F).")
     state = LoopState(epoch_sums=[0.0, 0.0, 0.0], metrics_rows=[])
     if resume:
-        model.load_state_dict(resume["model_state"])
-        optimizer.load_state_dict(resume["optimizer_state"])
-        schedule.load_state_dict(resume["schedule_state"])
+        checkpoints.restore_training(resume, model, optimizer, schedule)
         state = LoopState(epoch=resume["epoch"], step=resume["step"], global_step=resume["global_step"],
                           epoch_sums=list(resume["epoch_sums"]), metrics_rows=list(resume["metrics_rows"]),
                           best_val_accuracy=resume["best_val_accuracy"], best_epoch=resume["best_epoch"],
                           train_seconds=resume["train_seconds"])
-        checkpoints.restore_rng_state(resume["rng"])
     forward_model = distributed.wrap(model, device)
     if config.compile:
         forward_model = torch.compile(forward_model)
 
     # 4. The run folder (rank 0 writes; every rank learns its name).
     if distributed.is_main:
-        run_dir = prepare_run_folder(*((run_dir.parent, run_dir.name) if run_dir
-                                       else (config.output, config.run_name or
-                                             default_run_name(config.model, config.dataset))))
+        if run_dir is None:
+            run_dir = create_run_folder(config.output, config.run_name or
+                                        default_run_name(config.model, config.dataset, config.seed),
+                                        explicit=bool(config.run_name))
+        held.enter_context(RunLock(run_dir))
+        prepare_run_folder(run_dir)
         write_json(run_dir / CONFIG_FILE, config.to_dict())
         write_json(run_dir / ENVIRONMENT_FILE, environment(device, amp_dtype, threads, distributed.world_size))
         write_metrics(run_dir / METRICS_FILE, state.metrics_rows)
     run_dir = Path(distributed.broadcast_object(str(run_dir)))
     last_path, best_path = run_dir / LAST_CHECKPOINT, run_dir / BEST_CHECKPOINT
     tensorboard = tensorboard_writer(run_dir) if config.tensorboard and distributed.is_main else None
+    step_log = StepLog(run_dir / STEPS_FILE, through_step=state.global_step) if distributed.is_main else None
     if resume:
         progress.info(f"Resuming {run_dir} at epoch {state.epoch + 1}, step {state.step} "
                       f"(global step {state.global_step} of {total_steps}).")
@@ -438,76 +518,62 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
                 checkpoint_payload(config, data, model, optimizer, schedule, state, amp_dtype), path,
                 keep_previous=keep_previous)
 
+    def train_step(images: torch.Tensor, labels: torch.Tensor) -> LossParts:
+        """One step: the step's learning rate, forward (under bf16 autocast), loss, backward, update."""
+        set_lr(optimizer, schedule.lr(state.global_step))
+        with autocast(device, amp_dtype):
+            outputs = forward_model(images)
+            with torch.no_grad():
+                teacher_logits = teacher(images) if teacher is not None else None
+        loss = training_loss(outputs, labels, label_smoothing=config.label_smoothing,
+                             aux_loss_weights=aux_loss_weights, teacher_logits=teacher_logits,
+                             temperature=config.distill_temperature, alpha=config.distill_alpha)
+        optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        optimizer.step()
+        return loss
+
+    def show_and_log(epoch: int, loss: LossParts, sums: torch.Tensor, images_per_s: float, epoch_started: float):
+        """The progress line or bar, and every `log_every_steps` steps a row of steps.csv (and TensorBoard)."""
+        progress.step(state.step, lambda: running_means(sums), images_per_s)
+        if step_log is not None and state.global_step % config.log_every_steps == 0:
+            row = step_row(state, epoch, optimizer.param_groups[0]["lr"], loss, sums, images_per_s, epoch_started)
+            log_step(row, step_log, tensorboard)
+
+    def save_inside_epoch(sums: torch.Tensor, clock: float) -> float:
+        """last.pt with the epoch's running sums; returns the new start of the training clock."""
+        state.epoch_sums = sums.tolist()
+        state.train_seconds += time.perf_counter() - clock
+        save(last_path)
+        return time.perf_counter()
+
     with StopSignals() as stop_signals:
         for epoch in range(state.epoch, epochs):
             model.train()
             progress.start_epoch(epoch, epochs, steps_per_epoch, state.step)
             epoch_started = clock = time.perf_counter()
-            images_seen, stop_message, stop_code = 0, None, 0
+            images_seen = 0
             sums = torch.tensor(state.epoch_sums, dtype=torch.float64, device=device)  # loss sum, correct, count
-            batches = train_loader.batches(epoch, start_step=state.step, rank=distributed.rank,
-                                           world_size=distributed.world_size)
-            for images, labels in batches:
-                # One step: lr for this step, forward (under bf16 autocast), loss, backward, update.
-                lr = schedule.lr(state.global_step)
-                set_lr(optimizer, lr)
-                images = images.contiguous(memory_format=memory_format)
-                with autocast(device, amp_dtype):
-                    outputs = forward_model(images)
-                    with torch.no_grad():
-                        teacher_logits = teacher(images) if teacher is not None else None
-                loss = training_loss(outputs, labels, label_smoothing=config.label_smoothing,
-                                     aux_loss_weights=aux_loss_weights, teacher_logits=teacher_logits,
-                                     temperature=config.distill_temperature, alpha=config.distill_alpha)
-                total_loss = loss.total
-                if state.global_step == config.debug_nan_at_step:
-                    total_loss = total_loss * math.nan
-                if not torch.isfinite(total_loss):
-                    raise TrainingError(
-                        f"The training loss became {total_loss.item()} at epoch {epoch + 1}, step {state.step + 1} "
-                        f"(global step {state.global_step + 1}); training stopped and {last_path} holds the last "
-                        "good checkpoint: lower the learning rate (--lr) and train again or --resume.")
-                optimizer.zero_grad(set_to_none=True)
-                total_loss.backward()
-                optimizer.step()
-
-                # Running sums of the epoch (they travel in the checkpoint, so metrics resume exactly).
-                sums += torch.stack([total_loss.detach().double() * len(labels),
-                                     (loss.logits.argmax(-1) == labels).sum().double(),
-                                     torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
-                state.step += 1
-                state.global_step += 1
+            decision = StepDecision(save=False, leave_epoch=False)
+            for images, labels in train_loader.batches(epoch, start_step=state.step, rank=distributed.rank,
+                                                       world_size=distributed.world_size):
+                loss = train_step(images.contiguous(memory_format=memory_format), labels)
+                check_finite(loss.total, epoch, state, last_path)
+                sums += batch_sums(loss, labels)
+                state.step, state.global_step = state.step + 1, state.global_step + 1
                 images_seen += len(labels) * distributed.world_size
-                if progress.interactive:
-                    refresh = state.step % PROGRESS_REFRESH_STEPS == 0
-                    loss_sum, correct, count = sums.tolist() if refresh else (0.0, 0.0, 1.0)
-                    progress.update_step(loss_sum / count, correct / count,
-                                         images_seen / (time.perf_counter() - epoch_started), refresh)
-
-                # A stop asked for (signal or test hook), agreed by every rank; a checkpoint inside the epoch.
-                stop_requested = stop_signals.received is not None
-                if distributed.enabled:
-                    stop_requested = bool(distributed.sum(
-                        torch.tensor([float(stop_requested)], dtype=torch.float64, device=device)).item())
-                if stop_requested:
-                    number = stop_signals.received or signal.SIGTERM
-                    stop_message = f"Interrupted by {signal.Signals(number).name} at step {state.global_step}"
-                    stop_code = StopSignals.EXIT_CODES[number]
-                elif config.stop_after_steps and state.global_step == config.stop_after_steps:
-                    stop_message = f"Stopped after step {state.global_step} as stop_after_steps asked"
-                periodic = config.checkpoint_every_steps and state.global_step % config.checkpoint_every_steps == 0
-                last_step = state.step == steps_per_epoch or state.global_step >= total_steps
-                if (stop_message or periodic) and not last_step:
-                    state.epoch_sums = sums.tolist()
-                    state.train_seconds += time.perf_counter() - clock
-                    clock = time.perf_counter()
-                    save(last_path)
-                if stop_message or last_step:
+                show_and_log(epoch, loss, sums, images_seen / (time.perf_counter() - epoch_started), epoch_started)
+                decision = after_step(state, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+                                      checkpoint_every_steps=config.checkpoint_every_steps,
+                                      stop_signal=stop_signals.agreed(distributed, device))
+                if decision.save:
+                    clock = save_inside_epoch(sums, clock)
+                if decision.leave_epoch:
                     break
-            if stop_message and state.step < steps_per_epoch and state.global_step < total_steps:
+            if decision.stop_message and decision.save:
                 progress.close()
-                raise TrainingInterrupted(f"{stop_message}; checkpoint saved, resume with "
-                                          f"`papernets train --resume {run_dir}`.", exit_code=stop_code)
+                raise TrainingInterrupted(f"{decision.stop_message}; checkpoint saved, resume with "
+                                          f"`papernets train --resume {run_dir}`.", exit_code=decision.exit_code)
 
             # End of the epoch: train metrics over every rank, a validation pass, the schedule, the checkpoints.
             loss_sum, correct, count = distributed.sum(sums).tolist()
@@ -531,15 +597,16 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
             # best.pt before last.pt: a run that dies between the two resumes from the older last.pt and writes
             # best.pt again, whereas the other order would leave a last.pt that names a best epoch best.pt lacks.
             if improved:
-                save(best_path, keep_previous=False)
+                save(best_path)
             save(last_path)
             if distributed.is_main:
                 write_metrics(run_dir / METRICS_FILE, state.metrics_rows)
                 if tensorboard is not None:
                     log_tensorboard(tensorboard, row)
-            if stop_message and state.epoch < epochs:
-                raise TrainingInterrupted(f"{stop_message}; checkpoint saved at the end of epoch {state.epoch}, "
-                                          f"resume with `papernets train --resume {run_dir}`.", exit_code=stop_code)
+            if decision.stop_message and state.epoch < epochs:
+                raise TrainingInterrupted(f"{decision.stop_message}; checkpoint saved at the end of epoch "
+                                          f"{state.epoch}, resume with `papernets train --resume {run_dir}`.",
+                                          exit_code=decision.exit_code)
 
     if tensorboard is not None:
         tensorboard.close()
@@ -552,7 +619,13 @@ def train(config: TrainConfig, *, dataset=None, resume: dict | None = None, run_
             save(best_path, keep_previous=False)
     distributed.barrier()  # best.pt is complete before any rank reads it
     if state.best_epoch is not None:
-        model.load_state_dict(checkpoints.load_checkpoint(best_path)["model_state"])
+        best = checkpoints.load_best(best_path, warn=progress.message)
+        if best is None:  # best.pt and its previous copy both damaged: best.pt is rebuilt from the final weights
+            state.best_val_accuracy, state.best_epoch = final_val_accuracy, state.epoch
+            save(best_path, keep_previous=False)
+        else:
+            model.load_state_dict(best["model_state"])
+            state.best_val_accuracy, state.best_epoch = best["best_val_accuracy"], best["best_epoch"]
     test = evaluate(model, test_loader, device=device, amp_dtype=amp_dtype, tta_flip=config.eval_tta_flip,
                     distributed=distributed, keep_probabilities=True)
     if distributed.is_main:
@@ -580,11 +653,9 @@ def save_safetensors(model: nn.Module, path: Path, description: dict):
     """The final weights in the format `papernets export` writes (without folding), so that `predict` and
     `eval` take them; written whole under a temporary name and renamed, like every file of the run folder: a
     run killed mid-write leaves no half file under the final name."""
-    from papernets.export.fusion import ExportInfo, export_model
+    from papernets.export.fusion import ExportInfo, export_bytes
 
-    temporary = path.with_name(f".{path.name}.tmp")
-    export_model(model, temporary, ExportInfo.from_checkpoint(description), fold=False)
-    os.replace(temporary, path)
+    write_bytes(path, export_bytes(model, ExportInfo.from_checkpoint(description), fold=False), RUN_FOLDER_ADVICE)
 
 
 def tensorboard_writer(run_dir: Path):
@@ -595,8 +666,16 @@ def tensorboard_writer(run_dir: Path):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
+def log_step(row: dict, step_log: StepLog, tensorboard):
+    step_log.write(row)
+    if tensorboard is not None:
+        for name in ("lr", "batch_loss", "train_loss", "train_acc", "images_per_s"):
+            tensorboard.add_scalar(f"step/{name}", row[name], row["step"])
+
+
 def log_tensorboard(writer, row: dict):
+    """An epoch's row of metrics.csv, at its global step (the x axis of the per-step curves too)."""
     for name in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s"):
         if row.get(name) is not None:
-            writer.add_scalar(name, row[name], row["epoch"])
+            writer.add_scalar(f"epoch/{name}", row[name], row["step"])
     writer.flush()

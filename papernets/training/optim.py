@@ -9,7 +9,7 @@ import math
 import torch
 from torch import nn
 
-from papernets.training.config import TrainConfig
+from papernets.config import TrainConfig
 
 
 def is_depthwise(module: nn.Module) -> bool:

@@ -13,11 +13,13 @@ and records each change in `adjustments` (printed at the start of the run, saved
   `--epochs` (warm-up given as `warmup_fraction` scales by itself; `warmup_steps` is a fixed count);
 - a linear warm-up keeps its start-to-peak ratio when `--lr` changes the peak;
 - the data set's label constraints win over the recipe's augmentation: no mirroring where a mirrored image
-  shows another class (MNIST).
+  shows another class (MNIST);
+- `pretrained` (torchvision weights) keeps a large-image model's full-size stem on small images.
 """
 
 import copy
 import dataclasses
+import enum
 import fnmatch
 import math
 import tomllib
@@ -38,96 +40,145 @@ DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("auto", "bf16", "off")
 AUGMENTATION_FIELDS = {"pad": int, "crop": bool, "flip": bool, "cutout": int}
 
+# Ranges of the numeric fields, [low, high] inclusive: beyond them a value is a mistake, and some would allocate
+# gigabytes or crash a library (numpy seeds are 32-bit). Fields with a tighter rule are checked in `validate`.
+BILLION = 10**9
+FIELD_RANGES = {
+    "seed": (0, 2**32 - 1), "epochs": (0, 100_000), "iterations": (0, BILLION), "batch_size": (1, 65_536),
+    "val_size": (0, BILLION), "train_size": (0, BILLION), "test_size": (0, BILLION),
+    "lr": (0.0, 100.0), "momentum": (0.0, 1.0), "weight_decay": (0.0, 1.0), "depthwise_weight_decay": (0.0, 1.0),
+    "adam_betas": (0.0, 1.0), "rmsprop_decay": (0.0, 1.0), "optimizer_eps": (1e-30, 1.0),
+    "milestones": (0.0, BILLION), "lr_values": (0.0, 100.0), "gamma": (0.0, 1.0), "step_size": (0, BILLION),
+    "final_lr_fraction": (0.0, 1.0), "warmup_steps": (0, BILLION), "warmup_fraction": (0.0, 1.0), "warmup_lr": (0.0, 100.0),
+    "plateau_patience": (1, 1_000_000), "plateau_max_reductions": (0, 1000), "label_smoothing": (0.0, 1.0),
+    "aux_loss_weights": (0.0, 100.0), "distill_temperature": (1e-3, 1000.0), "distill_alpha": (0.0, 1.0),
+    "threads": (0, 1024), "checkpoint_every_steps": (0, BILLION), "log_every_steps": (1, BILLION),
+}
+AUGMENTATION_RANGES = {"pad": (0, 64), "cutout": (0, 256)}  # pixels; also at most the image side (engine)
+MAX_PATH_CHARACTERS = 4096  # Linux PATH_MAX
+MAX_NAME_CHARACTERS = 200   # a file name component (the file system's limit is 255 bytes)
+# Options every model takes from the dataset, never from the config.
+DATASET_MODEL_OPTIONS = ("num_classes", "in_channels", "input_size")
+
+
+class FieldKind(enum.Enum):
+    EXPERIMENT = "experiment"  # what is trained: compare groups runs by it; a resumed run keeps it
+    EXECUTION = "execution"    # how the run computes, not what: compare ignores it; a resumed run keeps it
+    RESUMABLE = "resumable"    # where it runs, how it reports, how long it trains: a resumed run may change it
+
+
+def _field(kind: FieldKind, default, factory):
+    if factory is not None:
+        return field(default_factory=factory, metadata={"kind": kind})
+    return field(default=default, metadata={"kind": kind})
+
+
+def experiment(default=None, *, factory=None):
+    return _field(FieldKind.EXPERIMENT, default, factory)
+
+
+def execution(default=None, *, factory=None):
+    return _field(FieldKind.EXECUTION, default, factory)
+
+
+def resumable(default=None, *, factory=None):
+    return _field(FieldKind.RESUMABLE, default, factory)
+
 
 @dataclass
 class TrainConfig:
+    """Every field says its kind (`experiment`, `execution` or `resumable`, see `FieldKind`): the resume
+    policy, `compare` and the command line read what a field means from here."""
+
     # What to train on what.
-    model: str = ""
-    dataset: str = ""
-    model_options: dict = field(default_factory=dict)  # keyword options of the model builder
-    pretrained: str = ""            # a torchvision state dict (.pth) to start from; the head is replaced
-    recipe: str = ""                # the recipe name or file this config came from
-    source: str = ""                # the paper or note the recipe follows
+    model: str = experiment("")
+    dataset: str = experiment("")
+    model_options: dict = experiment(factory=dict)  # keyword options of the model builder
+    pretrained: str = experiment("")  # a torchvision state dict (.pth) to start from; the head is replaced
+    recipe: str = experiment("")  # the recipe name or file this config came from
+    source: str = experiment("")  # the paper or note the recipe follows
+    seed: int = experiment(0)  # compare treats runs that differ only in their seed as repeats
 
     # Data.
-    data_dir: str | None = None
-    download: bool = False
-    val_size: int = 5000            # images carved from the training set for validation (0: none)
-    train_size: int = 0             # use only the first N training images after the split (0: all)
-    test_size: int = 0              # use only the first N test images (0: all)
-    augmentation: dict = field(default_factory=dict)  # over data.default_augmentation(dataset)
-    eval_tta_flip: bool = False     # evaluate on the image and its mirror, averaging the logits
+    data_dir: str | None = resumable(None)
+    download: bool = resumable(False)
+    val_size: int = experiment(5000)  # images carved from the training set for validation (0: none)
+    train_size: int = experiment(0)  # use only the first N training images after the split (0: all)
+    test_size: int = experiment(0)  # use only the first N test images (0: all)
+    augmentation: dict = experiment(factory=dict)  # over data.default_augmentation(dataset)
+    eval_tta_flip: bool = experiment(False)  # evaluate on the image and its mirror, averaging the logits
 
     # Length: exactly one of the two is positive.
-    epochs: int = 0
-    iterations: int = 0
+    epochs: int = resumable(0)
+    iterations: int = resumable(0)
 
     # Optimizer.
-    batch_size: int = 128           # global batch (split across ranks under torchrun)
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9           # SGD momentum; RMSprop momentum
-    nesterov: bool = False          # SGD only
-    weight_decay: float = 5e-4
-    no_weight_decay_on_bn_bias: bool = False  # no decay on parameters with one dimension (BN scales, biases)
-    depthwise_weight_decay: float | None = None  # decay on depthwise conv kernels (None: weight_decay)
-    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    rmsprop_decay: float = 0.9      # RMSprop's moving-average factor of squared gradients
-    optimizer_eps: float = 1e-8
+    batch_size: int = experiment(128)  # global batch (split across ranks under torchrun)
+    optimizer: str = experiment("sgd")
+    lr: float = experiment(0.1)
+    momentum: float = experiment(0.9)  # SGD momentum; RMSprop momentum
+    nesterov: bool = experiment(False)  # SGD only
+    weight_decay: float = experiment(5e-4)
+    no_weight_decay_on_bn_bias: bool = experiment(False)  # no decay on 1-dimensional parameters (BN scales, biases)
+    depthwise_weight_decay: float | None = experiment(None)  # decay on depthwise conv kernels (None: weight_decay)
+    adam_betas: list[float] = experiment(factory=lambda: [0.9, 0.999])
+    rmsprop_decay: float = experiment(0.9)  # RMSprop's moving-average factor of squared gradients
+    optimizer_eps: float = experiment(1e-8)
 
     # Learning-rate schedule. Milestones and step sizes count `schedule_unit`s (fractions allowed: they scale
     # with the run's length); warm-up counts iterations or a fraction of the run.
-    schedule: str = "constant"
-    schedule_unit: str = "epoch"
-    milestones: list[float] = field(default_factory=list)  # multistep, piecewise
-    lr_values: list[float] = field(default_factory=list)  # piecewise: one more value than milestones
-    gamma: float = 0.1              # step, multistep, plateau: lr factor
-    step_size: float = 0            # step: units between two lr changes
-    final_lr_fraction: float = 0.0  # cosine, linear: lr at the end, as a fraction of lr
-    warmup_steps: int = 0           # iterations of warm-up before the schedule starts (a fixed count)
-    warmup_fraction: float = 0.0    # or: warm-up as this fraction of the run's iterations
-    warmup_lr: float = 0.0          # lr at the start of warm-up
-    warmup_shape: str = "linear"    # linear: warmup_lr rising to lr; constant: warmup_lr throughout
-    plateau_patience: int = 2       # plateau: epochs without a better val accuracy before lr *= gamma
-    plateau_max_reductions: int = 3
+    schedule: str = experiment("constant")
+    schedule_unit: str = experiment("epoch")
+    milestones: list[float] = experiment(factory=list)  # multistep, piecewise
+    lr_values: list[float] = experiment(factory=list)  # piecewise: one more value than milestones
+    gamma: float = experiment(0.1)  # step, multistep, plateau: lr factor
+    step_size: float = experiment(0)  # step: units between two lr changes
+    final_lr_fraction: float = experiment(0.0)  # cosine, linear: lr at the end, as a fraction of lr
+    warmup_steps: int = experiment(0)  # iterations of warm-up before the schedule starts (a fixed count)
+    warmup_fraction: float = experiment(0.0)  # or: warm-up as this fraction of the run's iterations
+    warmup_lr: float = experiment(0.0)  # lr at the start of warm-up
+    warmup_shape: str = experiment("linear")  # linear: warmup_lr rising to lr; constant: warmup_lr throughout
+    plateau_patience: int = experiment(2)  # plateau: epochs without a better val accuracy before lr *= gamma
+    plateau_max_reductions: int = experiment(3)
 
     # Loss.
-    label_smoothing: float = 0.0
-    aux_loss_weights: list[float] = field(default_factory=list)  # empty: the model's own aux_loss_weights
-    teacher: str = ""               # checkpoint of a teacher for Hinton distillation
-    distill_temperature: float = 4.0
-    distill_alpha: float = 0.9      # weight of the distillation term; 1 - alpha on the hard labels
+    label_smoothing: float = experiment(0.0)
+    aux_loss_weights: list[float] = experiment(factory=list)  # empty: the model's own aux_loss_weights
+    teacher: str = experiment("")  # checkpoint of a teacher for Hinton distillation
+    distill_temperature: float = experiment(4.0)
+    distill_alpha: float = experiment(0.9)  # weight of the distillation term; 1 - alpha on the hard labels
 
     # Execution.
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"               # bf16 autocast where the hardware has bf16 arithmetic
-    channels_last: bool = False
-    compile: bool = False
-    threads: int = 0                # torch threads per process (0: all cores, shared among local ranks)
-    deterministic: bool = False     # torch.use_deterministic_algorithms(True)
+    device: str = resumable("auto")
+    amp: str = execution("auto")  # bf16 autocast where the hardware has bf16 arithmetic
+    channels_last: bool = execution(False)
+    compile: bool = execution(False)
+    threads: int = resumable(0)  # torch threads per process (0: all cores, shared among local ranks)
+    deterministic: bool = execution(False)  # torch.use_deterministic_algorithms(True)
 
     # Run folder and output.
-    output: str = "runs"
-    run_name: str = ""              # default <model>-<dataset>-<YYYYmmdd-HHMMSS>
-    checkpoint_every_steps: int = 0  # also checkpoint inside epochs (0: at the end of each epoch only)
-    quiet: bool = False
-    report: bool = True
-    html: bool = False
-    tensorboard: bool = False
+    output: str = resumable("runs")
+    run_name: str = execution("")  # default <model>-<dataset>-<YYYYmmdd-HHMMSS>
+    checkpoint_every_steps: int = resumable(0)  # also checkpoint inside epochs (0: at the end of each epoch only)
+    log_every_steps: int = resumable(50)  # a row of steps.csv (and TensorBoard's step curves) every N steps
+    quiet: bool = resumable(False)
+    report: bool = resumable(True)
+    html: bool = resumable(False)
+    tensorboard: bool = resumable(False)
 
-    # Test hooks: stop as if interrupted after this many steps; make the loss NaN at this step.
-    stop_after_steps: int = 0
-    debug_nan_at_step: int = -1
-
-    # Set by load_config: what fitting the recipe to this run changed, and why.
-    adjustments: list[str] = field(default_factory=list)
+    # Set by load_config: what fitting the recipe to this run changed, and why (follows from the fields above).
+    adjustments: list[str] = execution(factory=list)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 FIELD_TYPES = typing.get_type_hints(TrainConfig)
+FIELD_KINDS = {config_field.name: config_field.metadata["kind"] for config_field in dataclasses.fields(TrainConfig)}
+
+
+def fields_of_kind(*kinds: FieldKind) -> set[str]:
+    return {name for name, kind in FIELD_KINDS.items() if kind in kinds}
 
 
 def list_recipes() -> list[str]:
@@ -156,6 +207,8 @@ def read_recipe(recipe: str) -> dict:
         return tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"Recipe {path} cannot be read as TOML ({error}); fix the file.") from None
+    except RecursionError:  # arrays or tables nested thousands deep: no recipe looks like that
+        raise ConfigError(f"Recipe {path} nests arrays or tables too deeply to read; fix the file.") from None
 
 
 def type_name(expected) -> str:
@@ -194,6 +247,8 @@ def parse_value(text: str):
         return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError:
+        raise ConfigError(f"--set value {text[:20]}... nests arrays too deeply; pass a flat value.") from None
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -226,9 +281,43 @@ def apply(values: dict, config: TrainConfig, origin: str) -> TrainConfig:
         if name == "augmentation":
             value = {**config.augmentation, **check_augmentation(value, origin)}
         elif name == "model_options":
-            value = {**config.model_options, **check_type(name, value, dict)}
+            value = {**config.model_options, **check_model_options(value, origin)}
         setattr(config, name, check_type(f"{origin}: {name}", value, FIELD_TYPES[name]))
     return config
+
+
+def check_range(name: str, value, origin: str = "config") -> None:
+    """A value within its field's range (every item of a list field); a path short enough for the file system."""
+    if name in FIELD_RANGES and value is not None:
+        low, high = FIELD_RANGES[name]
+        if any(not low <= item <= high for item in (value if isinstance(value, list) else [value])):
+            raise ConfigError(f"{origin}: {name} must lie in [{low}, {high}]; got {value!r}.")
+    if isinstance(value, str) and ("\0" in value or len(value) > MAX_PATH_CHARACTERS):
+        raise ConfigError(f"{origin}: {name} must be at most {MAX_PATH_CHARACTERS} characters without NUL; "
+                          f"got {len(value)} characters.")
+    if name == "output" and any(len(part.encode()) > MAX_NAME_CHARACTERS for part in Path(value).parts):
+        raise ConfigError(f"{origin}: every folder name in output must be at most {MAX_NAME_CHARACTERS} bytes; "
+                          "pass a shorter --output.")
+    if name == "run_name" and value and (len(value.encode()) > MAX_NAME_CHARACTERS or value in (".", "..")
+                                         or "/" in value or "\\" in value):
+        raise ConfigError(f"{origin}: run_name {value[:40]!r} must be one folder name inside --output (no '/', "
+                          f"not '.' or '..', at most {MAX_NAME_CHARACTERS} bytes); pass a plain name.")
+
+
+def check_model_options(values, origin: str) -> dict:
+    """Model options: names a model takes from its config, with plain values (a number, a string, a flag or a
+    flat list of them); the dataset's class count and image size are never options."""
+    values = check_type(f"{origin}: model_options", values, dict)
+    for name, value in values.items():
+        if name in DATASET_MODEL_OPTIONS:
+            raise ConfigError(f"{origin}: model_options.{name} comes from the dataset and cannot be set; drop it "
+                              "(choose the dataset with --dataset).")
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(item, (bool, int, float, str)) for item in items) or (
+                any(isinstance(item, float) and not math.isfinite(item) for item in items)):
+            raise ConfigError(f"{origin}: model_options.{name} must be a finite number, a string, true/false or a "
+                              f"flat list of them; got {str(value)[:40]}.")
+    return dict(values)
 
 
 def check_augmentation(values, origin: str) -> dict:
@@ -238,7 +327,19 @@ def check_augmentation(values, origin: str) -> dict:
         if name not in AUGMENTATION_FIELDS:
             raise ConfigError(f"{origin}: augmentation.{name} is unknown; use {', '.join(AUGMENTATION_FIELDS)}.")
         check_type(f"{origin}: augmentation.{name}", value, AUGMENTATION_FIELDS[name])
+        low, high = AUGMENTATION_RANGES.get(name, (value, value))
+        if not low <= value <= high:
+            raise ConfigError(f"{origin}: augmentation.{name} must lie in [{low}, {high}] pixels; got {value}.")
     return dict(values)
+
+
+def check_augmentation_fits(augmentation: dict, input_size: tuple[int, int, int]) -> None:
+    """Derived sizes, checked before a batch is allocated: padding and cutout no larger than the image."""
+    side = min(input_size[1:])
+    for name in AUGMENTATION_RANGES:
+        if augmentation.get(name, 0) > side:
+            raise ConfigError(f"augmentation.{name} is {augmentation[name]} pixels, more than the {side}-pixel "
+                              f"images; pass at most {side}.")
 
 
 def load_config(recipe: str | None = None, overrides: dict | None = None) -> TrainConfig:
@@ -263,12 +364,7 @@ def load_config(recipe: str | None = None, overrides: dict | None = None) -> Tra
                 apply(model_values, config, f"recipe {recipe}, [models.{pattern!r}]")
         config.recipe = recipe
         recipe_config = copy.deepcopy(config)
-    if overrides.get("epochs"):
-        config.iterations = 0
-    if overrides.get("iterations"):
-        config.epochs = 0
-    replace_warmup_kind(config, overrides)
-    apply(overrides, config, "command line")
+    apply_overrides(overrides, config)
     if recipe_config is not None:
         fit_schedule(config, recipe_config, overrides)
     apply_label_constraints(config, overrides)
@@ -276,6 +372,17 @@ def load_config(recipe: str | None = None, overrides: dict | None = None) -> Tra
         keep_torchvision_layout(config)
     validate(config)
     return config
+
+
+def apply_overrides(overrides: dict, config: TrainConfig) -> TrainConfig:
+    """The command line over a recipe or a resumed run's config: a length given in epochs replaces one in
+    iterations, and the other way round."""
+    if overrides.get("epochs"):
+        config.iterations = 0
+    if overrides.get("iterations"):
+        config.epochs = 0
+    replace_warmup_kind(config, overrides)
+    return apply(overrides, config, "command line")
 
 
 def keep_torchvision_layout(config: TrainConfig):
@@ -386,7 +493,6 @@ def validate(config: TrainConfig) -> TrainConfig:
     _require(config.schedule_unit in SCHEDULE_UNITS,
              f"schedule_unit must be one of {', '.join(SCHEDULE_UNITS)}, got {config.schedule_unit!r}.")
     _require(config.schedule != "step" or config.step_size > 0, "The step schedule needs step_size > 0.")
-    _require(config.step_size >= 0, f"step_size cannot be negative, got {config.step_size}.")
     _require(config.milestones == sorted(config.milestones) and all(m > 0 for m in config.milestones),
              f"milestones must be positive and increasing, got {config.milestones}.")
     _require(config.schedule != "piecewise" or len(config.lr_values) == len(config.milestones) + 1,
@@ -414,7 +520,8 @@ def validate(config: TrainConfig) -> TrainConfig:
     _require(config.device in DEVICES, f"Unknown device {config.device!r}; use one of {', '.join(DEVICES)}.")
     _require(config.amp in AMP_MODES, f"amp must be one of {', '.join(AMP_MODES)}, got {config.amp!r}.")
     _require(config.threads >= 0, "threads cannot be negative (0 uses every core).")
-    _require(config.checkpoint_every_steps >= 0 and config.stop_after_steps >= 0,
-             "checkpoint_every_steps and stop_after_steps cannot be negative.")
+    _require(config.checkpoint_every_steps >= 0, "checkpoint_every_steps cannot be negative (0: only at epoch ends).")
     check_augmentation(config.augmentation, "config")
+    for name, value in config.to_dict().items():
+        check_range(name, value)
     return config
