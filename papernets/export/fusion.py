@@ -207,15 +207,22 @@ def export_bytes(model: nn.Module, info: ExportInfo, *, fold: bool = True) -> by
     return save(state, metadata=metadata)
 
 
-def export_model(model: nn.Module, path: str | Path, info: ExportInfo, *, fold: bool = True) -> Path:
-    """Write `export_bytes(model, info, fold=fold)` to `path` (atomically, folders created)."""
+EXPORT_ADVICE = "choose a writable --output path"
+
+
+def _output_path(path: str | Path) -> Path:
+    """`path` with its folders created."""
     path = Path(path)
-    advice = "choose a writable --output path"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise write_failure(path, error, advice) from None
-    return write_bytes(path, export_bytes(model, info, fold=fold), advice)
+        raise write_failure(path, error, EXPORT_ADVICE) from None
+    return path
+
+
+def export_model(model: nn.Module, path: str | Path, info: ExportInfo, *, fold: bool = True) -> Path:
+    """Write `export_bytes(model, info, fold=fold)` to `path` (atomically, folders created)."""
+    return write_bytes(_output_path(path), export_bytes(model, info, fold=fold), EXPORT_ADVICE)
 
 
 def export_onnx(model: nn.Module, path: str | Path, info: ExportInfo) -> Path:
@@ -231,16 +238,11 @@ def export_onnx(model: nn.Module, path: str | Path, info: ExportInfo) -> Path:
     program = torch.onnx.export(folded, (example,), input_names=["images"], output_names=["logits"],
                                 dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False)
     program.model.metadata_props["papernets"] = json.dumps(dataclasses.asdict(info))
-    path = Path(path)
-    advice = "choose a writable --output path"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise write_failure(path, error, advice) from None
+    path = _output_path(path)
     try:
         program.save(str(path))
     except OSError as error:
-        raise write_failure(path, error, advice) from None
+        raise write_failure(path, error, EXPORT_ADVICE) from None
     return path
 
 
