@@ -6,7 +6,6 @@ Run the scripts from the repository root, e.g. `.venv/bin/python benchmarks/infe
 
 import datetime
 import os
-import platform
 import shlex
 import statistics
 import subprocess

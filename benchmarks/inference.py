@@ -60,7 +60,7 @@ def resnet50_pair() -> tuple[torch.nn.Module, torch.nn.Module]:
 def trained_checkpoint(path: str | None, epochs: int, workdir: Path) -> Path:
     if path:
         return Path(path)
-    from papernets.training.config import load_config
+    from papernets.config import load_config
     from papernets.training.engine import train
 
     print(f"training resnet20 on Fashion-MNIST for {epochs} epochs (fast-fashion-mnist recipe) ...", flush=True)

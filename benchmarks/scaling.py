@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import append_entry, hardware, markdown_table  # noqa: E402
 
-from papernets.training.config import load_config  # noqa: E402
+from papernets.config import load_config  # noqa: E402
 from papernets.training.engine import train  # noqa: E402
 
 BATCH_SIZES = (32, 64, 128, 256, 512, 1024)

@@ -40,7 +40,7 @@ def papernets_images_per_s(steps: int, workdir: Path) -> tuple[float, Path]:
     """The engine's own training pass for `steps` steps (no validation split, so an epoch is only steps)."""
     import csv
 
-    from papernets.training.config import load_config
+    from papernets.config import load_config
     from papernets.training.engine import train
 
     config = load_config(None, {"model": "resnet20", "dataset": "fashion-mnist", "iterations": steps,

@@ -37,8 +37,8 @@ def write_fixtures(workdir: Path) -> dict[str, Path]:
 
     from papernets.data.catalog import get_spec
     from papernets.models import create_model
+    from papernets.config import load_config
     from papernets.runs.checkpoint import capture_rng_state, save_checkpoint
-    from papernets.training.config import load_config
     from papernets.training.optim import build_optimizer
 
     workdir = Path(workdir)

@@ -119,7 +119,7 @@ def checkpoint_bytes(workdir: Path) -> bytes:
     1x12x12 images of 3 classes."""
     from papernets.data import Dataset
     from papernets.runs.names import LAST_CHECKPOINT
-    from papernets.training.config import load_config
+    from papernets.config import load_config
     from papernets.training.engine import train
 
     rng = np.random.default_rng(0)
@@ -162,7 +162,7 @@ def declared_size_header(rng: random.Random) -> bytes:
 
 
 def recipe_text() -> str:
-    from papernets.training.config import RECIPES_DIR
+    from papernets.config import RECIPES_DIR
 
     return (RECIPES_DIR / "fast-fashion-mnist.toml").read_text()
 
@@ -186,7 +186,7 @@ def build_targets(workdir: Path) -> dict[str, Target]:
     from papernets.data.readers import read_cifar_binary, read_cifar_python, read_idx, read_idx_pair
     from papernets.errors import CheckpointError, ConfigError, DatasetError, ModelError
     from papernets.runs.checkpoint import model_from_checkpoint, save_checkpoint
-    from papernets.training.config import FIELD_TYPES, load_config, parse_overrides
+    from papernets.config import FIELD_TYPES, load_config, parse_overrides
 
     workdir = Path(workdir)
     rng = np.random.default_rng(0)
@@ -319,7 +319,7 @@ def build_targets(workdir: Path) -> dict[str, Target]:
     import torch
 
     from papernets.runs.checkpoint import restore_training
-    from papernets.training.config import FIELD_RANGES, config_from_dict
+    from papernets.config import FIELD_RANGES, config_from_dict
     from papernets.training.optim import LearningRateSchedule, build_optimizer
 
     base_payload = torch.load(io.BytesIO(checkpoint_seed), weights_only=True)

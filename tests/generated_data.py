@@ -35,7 +35,7 @@ def valid_checkpoint(global_step: int = 0, num_classes: int = 4, size: int = 12,
 
     from papernets.models import create_model
     from papernets.runs.checkpoint import capture_rng_state
-    from papernets.training.config import load_config
+    from papernets.config import load_config
 
     torch.manual_seed(seed)
     config = load_config(None, {"model": model_name, "dataset": dataset, "epochs": 1, "val_size": 0})

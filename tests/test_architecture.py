@@ -1,5 +1,5 @@
-"""The house is one-way (docs/ARCHITECTURE.md): below, models, data and the run folder; above them, training
-and analysis side by side, neither importing the other; the command line on top. Every import is read from
+"""The house is one-way (docs/ARCHITECTURE.md): below, models, data, the config, the evaluation loop and the run
+folder; above them, training and analysis side by side, neither importing the other; the command line on top. Every import is read from
 the source, those inside functions included."""
 
 import ast
@@ -19,6 +19,10 @@ FORBIDDEN_IMPORTS = {
     "papernets.data": ("papernets.training", "papernets.analysis", "papernets.runs", "papernets.models",
                        "papernets.export", "papernets.cli"),
     "papernets.export": ("papernets.training", "papernets.analysis", "papernets.cli"),
+    "papernets.config": ("papernets.training", "papernets.analysis", "papernets.runs", "papernets.cli"),
+    "papernets.evaluation": ("papernets.training", "papernets.analysis", "papernets.runs", "papernets.cli"),
+    "papernets.distributed": ("papernets.training", "papernets.analysis", "papernets.runs", "papernets.cli"),
+    "papernets.hardware": ("papernets.training", "papernets.analysis", "papernets.runs", "papernets.cli"),
 }
 
 

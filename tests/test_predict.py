@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from papernets.runs.names import PREDICTIONS_FILE
 from papernets.cli import main
 from papernets.data import load_dataset
 from papernets.runs.checkpoint import model_from_checkpoint
+from papernets.runs.names import PREDICTIONS_FILE
 from test_report import TEST_SIZE, short_training_run
 
 pytestmark = pytest.mark.real_data("fashion-mnist")

@@ -15,11 +15,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from papernets.config import load_config, parse_overrides
 from papernets.data.readers import read_cifar_python
 from papernets.errors import CheckpointError, ConfigError, DatasetError
 from papernets.runs import checkpoint
 from papernets.runs.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from papernets.training.config import load_config, parse_overrides
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 import fuzz  # noqa: E402  (a script folder, not part of the installed package)

@@ -29,7 +29,7 @@ from papernets.data import DATASETS, load_dataset, locate
 from papernets.data.locate import extract_tar_safely
 from papernets.data.readers import read_idx
 from papernets.errors import ConfigError, DatasetError, ModelError
-from papernets.training.config import AUGMENTATION_RANGES, FIELD_RANGES, FIELD_TYPES, load_config, parse_overrides
+from papernets.config import AUGMENTATION_RANGES, FIELD_RANGES, FIELD_TYPES, load_config, parse_overrides
 from test_data_readers import idx_bytes, write_mnist_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))

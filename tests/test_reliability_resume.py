@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from papernets.cli import main
+from papernets.config import TrainConfig, validate
 from papernets.errors import CheckpointError
 from papernets.runs import checkpoint as checkpoints
 from papernets.runs.checkpoint import load_checkpoint, load_newest_valid, previous_path
-from papernets.training.config import TrainConfig, validate
 from papernets.training.engine import train
 from generated_data import generated_dataset
+from training_seams import nan_loss_at_step, sigterm_during_step
 
 # reliability/ holds scripts, not part of the installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
@@ -75,9 +76,9 @@ def test_sigterm_mid_epoch_saves_exits_143_and_the_resume_continues_from_that_sa
 def stopped_run(tmp_path_factory) -> Path:
     """The workload stopped after step 10: last.pt at step 10, last.prev.pt at step 8."""
     output = tmp_path_factory.mktemp("stopped")
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, sigterm_during_step(10):
         patch.setenv("XDG_CACHE_HOME", str(output / "cache"))
-        assert main(WORKLOAD.command(output, "stopped") + ["stop_after_steps=10"]) == 0
+        assert main(WORKLOAD.command(output, "stopped")) == 143
     return output / "stopped"
 
 
@@ -132,13 +133,14 @@ def test_a_flipped_bit_anywhere_is_refused_or_changes_nothing_that_is_loaded(sto
 
 
 def test_a_nan_loss_names_epoch_and_step_keeps_the_last_good_checkpoint_and_resumes(reference, tmp_path, capsys):
-    assert main(WORKLOAD.command(tmp_path, "run") + ["debug_nan_at_step=21"]) == 2
+    with nan_loss_at_step(22):
+        assert main(WORKLOAD.command(tmp_path, "run")) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "epoch 2, step 6 (global step 22)" in error, error
     last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert last["global_step"] == 20
     assert all(torch.isfinite(tensor).all() for tensor in last["model_state"].values() if tensor.is_floating_point())
-    assert main(resume_command(tmp_path / "run") + ["--set", "debug_nan_at_step=-1"]) == 0
+    assert main(resume_command(tmp_path / "run")) == 0
     assert differences(reference, tmp_path / "run") == []
 
 

@@ -34,8 +34,9 @@ from papernets.runs import checkpoint as checkpoints
 from papernets.runs.checkpoint import (load_checkpoint, model_from_checkpoint, previous_path, restore_training,
                                        save_checkpoint)
 from papernets.runs.writer import create_run_folder, write_json, write_metrics
-from papernets.training.config import config_from_dict, load_config
+from papernets.config import config_from_dict, load_config
 from papernets.training.engine import train
+from training_seams import sigterm_during_step
 
 PROPERTY = settings(max_examples=30, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -342,8 +343,8 @@ def test_class_8_no_write_follows_a_symlink_planted_in_the_run_folder(tmp_path_f
 def interrupted_run(tmp_path_factory) -> Path:
     """A run of 3 epochs stopped after epoch 2: best.pt and best.prev.pt exist (two improvements) or best.pt alone."""
     output = tmp_path_factory.mktemp("interrupted")
-    config = small_config(output, run_name="run", epochs=3, stop_after_steps=6)
-    with pytest.raises(Exception, match="Stopped after step 6"):
+    config = small_config(output, run_name="run", epochs=3)
+    with sigterm_during_step(6), pytest.raises(Exception, match="Interrupted by SIGTERM at step 6"):
         train(config, dataset=generated_dataset())
     return output / "run"
 

@@ -46,7 +46,7 @@ def test_resume_without_a_run_and_with_only_corrupt_checkpoints_is_an_error(tmp_
 
 
 def test_a_resumed_run_refuses_a_change_of_recipe(tmp_path, capsys):
-    from papernets.training.config import load_config
+    from papernets.config import load_config
 
     config = load_config("fast-fashion-mnist", {"epochs": 1})
     save_checkpoint({**valid_checkpoint(3), "model": config.model, "dataset": config.dataset,

@@ -19,13 +19,15 @@ import torch
 from safetensors.torch import load_file
 
 from papernets.cli import main
+from papernets.config import TrainConfig, validate
 from papernets.errors import PapernetsError, TrainingError
 from papernets.runs.checkpoint import load_checkpoint
-from papernets.training.config import TrainConfig, validate
-from papernets.training.engine import TrainingInterrupted, train
 from papernets.runs.names import TIMING_COLUMNS
+from papernets.training import progress
+from papernets.training.engine import TrainingInterrupted, train
 from conftest import dataset_flags
 from generated_data import generated_dataset
+from training_seams import nan_loss_at_step, sigterm_during_step
 
 REPO = Path(__file__).resolve().parents[1]
 # A recipe of the tests' own, so that tuning the fast recipes cannot change what these tests see.
@@ -56,8 +58,8 @@ def generated_config(output: Path, **fields) -> TrainConfig:
     return validate(TrainConfig(**{**values, **fields}))
 
 
-def read_metrics(run_dir: Path, without_timing: bool = True) -> list[dict]:
-    with open(run_dir / "metrics.csv", newline="") as file:
+def read_metrics(run_dir: Path, without_timing: bool = True, name: str = "metrics.csv") -> list[dict]:
+    with open(run_dir / name, newline="") as file:
         rows = list(csv.DictReader(file))
     return [{key: value for key, value in row.items() if not (without_timing and key in TIMING_COLUMNS)}
             for row in rows]
@@ -144,28 +146,31 @@ def uninterrupted_run(tmp_path_factory) -> tuple[Path, TrainConfig]:
     output = tmp_path_factory.mktemp("reference")
     config = generated_config(output, model="resnet20", epochs=3, batch_size=32, schedule="cosine",
                               momentum=0.9, augmentation={"pad": 2, "crop": True, "flip": True, "cutout": 2},
-                              val_size=32, run_name="reference", amp="auto", channels_last=True)
+                              val_size=32, run_name="reference", amp="auto", channels_last=True, log_every_steps=3)
     return train(config, dataset=generated_dataset(train_count=288)), config
 
 
 def test_resume_after_stops_mid_epoch_is_exact(uninterrupted_run, tmp_path):
     reference, config = uninterrupted_run
     dataset = generated_dataset(train_count=288)
-    stopped = replace(config, output=str(tmp_path), run_name="stopped", stop_after_steps=5)
-    with pytest.raises(TrainingInterrupted, match="resume"):
+    stopped = replace(config, output=str(tmp_path), run_name="stopped")
+    with sigterm_during_step(5), pytest.raises(TrainingInterrupted, match="resume"):
         train(stopped, dataset=dataset)
     run_dir = tmp_path / "stopped"
-    for stop_after_steps in (13, 0):  # mid epoch 2, then to the end
+    for stop_at in (13, None):  # mid epoch 2, then to the end
         resume = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-        resumed = replace(config, output=str(tmp_path), run_name="stopped", stop_after_steps=stop_after_steps)
-        if stop_after_steps:
-            with pytest.raises(TrainingInterrupted):
-                train(resumed, dataset=dataset, resume=resume, run_dir=run_dir)
+        if stop_at:
+            with sigterm_during_step(stop_at), pytest.raises(TrainingInterrupted, match="at step 13"):
+                train(stopped, dataset=dataset, resume=resume, run_dir=run_dir)
         else:
-            train(resumed, dataset=dataset, resume=resume, run_dir=run_dir)
+            train(stopped, dataset=dataset, resume=resume, run_dir=run_dir)
     assert_same_weights(reference, run_dir)
     assert read_metrics(run_dir) == read_metrics(reference)
     assert len(read_metrics(run_dir)) == 3
+    # steps.csv: every third step once, each row as in the run that was never stopped (timing aside)
+    steps = read_metrics(run_dir, name="steps.csv")
+    assert [int(row["step"]) for row in steps] == list(range(3, 25, 3))
+    assert steps == read_metrics(reference, name="steps.csv")
 
 
 @pytest.mark.real_data("fashion-mnist")
@@ -193,8 +198,8 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_is_exact(tmp_path):
 
 
 def test_nan_loss_stops_with_the_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path):
-    config = generated_config(tmp_path, checkpoint_every_steps=2, debug_nan_at_step=3)
-    with pytest.raises(TrainingError, match=r"nan at epoch 1, step 4 \(global step 4\)"):
+    config = generated_config(tmp_path, checkpoint_every_steps=2)
+    with nan_loss_at_step(4), pytest.raises(TrainingError, match=r"nan at epoch 1, step 4 \(global step 4\)"):
         train(config, dataset=generated_dataset())
     last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert last["global_step"] == 2
@@ -227,3 +232,14 @@ def test_tensorboard_without_its_package_is_one_clear_error(tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
     with pytest.raises(PapernetsError, match="pip install tensorboard"):
         train(generated_config(tmp_path, tensorboard=True), dataset=generated_dataset())
+
+
+def test_without_a_terminal_progress_is_plain_lines_within_and_after_each_epoch(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(progress, "PLAIN_LINE_SECONDS", 0.0)  # a line after every step
+    train(generated_config(tmp_path, quiet=False, epochs=1, batch_size=64), dataset=generated_dataset())
+    lines = capsys.readouterr().err.splitlines()
+    within = [line for line in lines if line.startswith("step ")]
+    assert [line.split()[1] for line in within] == ["1/3", "2/3", "3/3"]  # 192 training images, batch 64
+    assert all("(epoch 1/1): train_loss " in line and line.endswith(" img/s") for line in within)
+    assert sum(line.startswith("epoch 1/1: train_loss") for line in lines) == 1
+    assert not any("\r" in line for line in lines)  # no progress bar without a terminal

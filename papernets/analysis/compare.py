@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from papernets.runs.reader import read_summary
+from papernets.config import FieldKind, fields_of_kind
+from papernets.runs.reader import read_summary, read_unfinished
 from papernets.errors import ConfigError
 
-# Config keys that do not change what is trained: runs that differ only in these are repeats of one config.
-NOT_PART_OF_THE_EXPERIMENT = {
-    "seed", "data_dir", "download", "device", "amp", "channels_last", "compile", "threads", "deterministic",
-    "output", "run_name", "checkpoint_every_steps", "quiet", "report", "html", "tensorboard"}
+# Config fields that do not change what is trained, and the seed: runs that differ only in these are repeats of
+# one config. How long a run trained counts through its summary (`epochs`, `iterations`).
+NOT_PART_OF_THE_EXPERIMENT = fields_of_kind(FieldKind.EXECUTION, FieldKind.RESUMABLE) | {"seed"}
 
 
 def _percent(value: float | None) -> str:
@@ -76,14 +76,30 @@ def column_name(requested: str) -> str:
 class RunRow:
     path: Path
     summary: dict
+    unfinished: str = ""  # "epoch 3 of 10" for a run without summary.json yet
 
     def value(self, column: str):
         key = COLUMNS[column].summary_key
-        return self.path.name if key is None else self.summary.get(key)
+        if key is None:
+            return f"{self.path.name} (unfinished: {self.unfinished})" if self.unfinished else self.path.name
+        return self.summary.get(key)
 
 
 def read_rows(run_dirs: list[str | Path]) -> list[RunRow]:
-    return [RunRow(Path(run_dir), read_summary(run_dir)) for run_dir in run_dirs]
+    """One row per run folder; a run still training or interrupted (config.json, no summary.json) gets a row of
+    what its config says, marked unfinished, instead of failing the whole table."""
+    rows = []
+    for run_dir in map(Path, run_dirs):
+        unfinished = read_unfinished(run_dir)
+        if unfinished is None:
+            rows.append(RunRow(run_dir, read_summary(run_dir)))
+            continue
+        config, epochs_done = unfinished
+        length = (f"epoch {epochs_done} of {config.get('epochs')}" if config.get("epochs")
+                  else f"{epochs_done} epochs of {config.get('iterations')} iterations")
+        summary = {key: config.get(key) for key in ("model", "dataset", "recipe", "seed")}
+        rows.append(RunRow(run_dir, summary, unfinished=length))
+    return rows
 
 
 def sort_rows(rows: list[RunRow], column: str, reverse: bool = False) -> list[RunRow]:
@@ -128,7 +144,7 @@ def experiment_key(summary: dict, config: dict) -> str:
     """What identifies a config up to its seed: model, dataset, recipe and every config value that matters."""
     settings = {key: value for key, value in config.items() if key not in NOT_PART_OF_THE_EXPERIMENT}
     identity = {"model": summary.get("model"), "dataset": summary.get("dataset"), "recipe": summary.get("recipe"),
-                "epochs": summary.get("epochs"), "config": settings}
+                "epochs": summary.get("epochs"), "iterations": summary.get("iterations"), "config": settings}
     return json.dumps(identity, sort_keys=True, default=str)
 
 

@@ -24,7 +24,7 @@ import torch
 from papernets.errors import CheckpointError, TrainingError
 from papernets.files import write_text
 from papernets.hardware import cpu_model
-from papernets.runs.names import CHECKPOINTS, CONFIG_FILE, METRICS_COLUMNS
+from papernets.runs.names import CHECKPOINTS, CONFIG_FILE, METRICS_COLUMNS, STEP_COLUMNS
 
 MINIMUM_FREE_BYTES = 100 * 1024 * 1024
 
@@ -118,14 +118,36 @@ def format_metric(value) -> str:
     return str(value)
 
 
-def write_metrics(path: Path, rows: list[dict]):
-    """All rows so far, rewritten whole: after a resume the file holds exactly the checkpoint's rows."""
+def csv_text(columns: tuple[str, ...], rows: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(METRICS_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([format_metric(row.get(column)) for column in METRICS_COLUMNS])
-    write_text(path, buffer.getvalue(), RUN_FOLDER_ADVICE)
+        writer.writerow([format_metric(row.get(column)) for column in columns])
+    return buffer.getvalue()
+
+
+def write_metrics(path: Path, rows: list[dict]):
+    """All rows so far, rewritten whole: after a resume the file holds exactly the checkpoint's rows."""
+    write_text(path, csv_text(METRICS_COLUMNS, rows), RUN_FOLDER_ADVICE)
+
+
+class StepLog:
+    """steps.csv: one row every `log_every_steps` steps, appended as training goes. A resumed run first drops
+    the rows after its checkpoint's step (and a row cut short by a kill), so no step appears twice."""
+
+    def __init__(self, path: Path, through_step: int):
+        self.path = path
+        kept = []
+        if path.is_file():
+            with path.open(newline="") as file:
+                kept = [row for row in csv.DictReader(file)
+                        if None not in row.values() and row["step"].isdigit() and int(row["step"]) <= through_step]
+        write_text(path, csv_text(STEP_COLUMNS, kept), RUN_FOLDER_ADVICE)
+
+    def write(self, row: dict):
+        with self.path.open("a", newline="") as file:
+            csv.writer(file, lineterminator="\n").writerow([format_metric(row[column]) for column in STEP_COLUMNS])
 
 
 def code_version() -> dict:

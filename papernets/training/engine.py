@@ -3,16 +3,19 @@
 1. device, precision (bf16 autocast where the hardware has bf16 arithmetic), threads, torchrun ranks;
 2. data: train/val/test splits on the device, normalized with the training split's channel statistics;
 3. model (seeded), teacher, optimizer, schedule; or all of them restored from a checkpoint (`--resume`);
-4. the loop: one global step per batch, checkpoints inside and at the end of epochs, a row of metrics.csv and
-   a validation pass per epoch, best.pt on each better validation accuracy;
-5. final weights, test accuracy of the best-validation weights (never selected by test), summary.json.
+4. the loop: one global step per batch (`train_step`), then `after_step` decides whether to save last.pt or
+   stop; a row of steps.csv every `log_every_steps` steps; per epoch a validation pass, a row of metrics.csv,
+   best.pt on each better validation accuracy;
+5. final weights; the test pass of the best-validation weights (never selected by test), whose probabilities
+   go to predictions.npz; summary.json.
 
-The command line, not this module, writes the report from the run folder afterwards.
+Evaluation is `papernets.evaluation`'s one loop. The command line, not this module, writes the report from the
+run folder afterwards.
 
 Exact resume: every batch is a pure function of (seed, epoch, step), the learning rate a function of the
 global step, and the checkpoint holds the RNG states and the running sums of the epoch, so on the CPU with
-the same settings an interrupted and resumed run ends with the same weights and metrics.csv (bar the timing
-columns `images_per_s` and `seconds`) as a run that was never interrupted.
+the same settings an interrupted and resumed run ends with the same weights, metrics.csv and steps.csv (bar
+the timing columns `images_per_s` and `seconds`) as a run that was never interrupted.
 """
 
 import contextlib
@@ -22,35 +25,34 @@ import os
 import random
 import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from papernets.config import TrainConfig, check_augmentation_fits, config_from_dict, validate
 from papernets.distributed import from_environment
-from papernets.errors import ConfigError, TrainingError
+from papernets.errors import CheckpointError, ConfigError, TrainingError
 from papernets.evaluation import Evaluation, autocast, evaluate
 from papernets.files import RunLock, write_bytes
 from papernets.hardware import bf16_supported
 from papernets.runs import checkpoint as checkpoints
 from papernets.runs.names import (BEST_CHECKPOINT, CONFIG_FILE, ENVIRONMENT_FILE, LAST_CHECKPOINT, METRICS_FILE,
-                                  PREDICTIONS_FILE, SAFETENSORS_FILE, SUMMARY_FILE)
+                                  PREDICTIONS_FILE, SAFETENSORS_FILE, STEPS_FILE, SUMMARY_FILE)
 from papernets.runs.predictions import Predictions
 from papernets.runs.reader import read_run
-from papernets.runs.writer import (RUN_FOLDER_ADVICE, create_run_folder, default_run_name, environment,
+from papernets.runs.writer import (RUN_FOLDER_ADVICE, StepLog, create_run_folder, default_run_name, environment,
                                    prepare_run_folder, write_json, write_metrics)
-from papernets.training.config import TrainConfig, check_augmentation_fits, config_from_dict, validate
-from papernets.training.losses import training_loss
+from papernets.training.losses import LossParts, training_loss
 from papernets.training.optim import LearningRateSchedule, build_optimizer, set_lr
-from papernets.training.progress import Progress
+from papernets.training.progress import Progress, plural
 
-PROGRESS_REFRESH_STEPS = 20
 
 
 class TrainingInterrupted(Exception):
-    """A run stopped at a step boundary with its checkpoint saved (a signal, or `stop_after_steps`)."""
+    """A run stopped at a step boundary with its checkpoint saved (SIGTERM or SIGINT)."""
 
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
@@ -150,8 +152,11 @@ def build_model(config: TrainConfig, data: PreparedData) -> tuple[nn.Module, int
     from papernets.models import count_macs, count_parameters, create_model
 
     torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=len(data.class_names), input_size=data.input_size,
-                         **config.model_options)
+    if config.pretrained:
+        model = pretrained_model(config, data)
+    else:
+        model = create_model(config.model, num_classes=len(data.class_names), input_size=data.input_size,
+                             **config.model_options)
     try:
         macs = count_macs(model, data.input_size)
         with torch.no_grad(), torch.random.fork_rng(devices=[]):  # training mode too: auxiliary heads run there
@@ -161,6 +166,34 @@ def build_model(config: TrainConfig, data: PreparedData) -> tuple[nn.Module, int
         raise ConfigError(f"Model {config.model} cannot take {config.dataset}'s {size} images "
                           f"({str(error).splitlines()[0]}); pick a model designed for images this size.") from None
     return model, count_parameters(model), macs
+
+
+def auxiliary_loss_weights(config: TrainConfig, model: nn.Module) -> tuple[float, ...]:
+    """The config's weights for the model's auxiliary losses, or the model's own (GoogLeNet Sec. 5: 0.3 each);
+    one weight per auxiliary head, checked here so that a mismatch is one sentence, not a traceback."""
+    own = tuple(getattr(model, "aux_loss_weights", ()))
+    if config.aux_loss_weights and len(config.aux_loss_weights) != len(own):
+        raise ConfigError(f"aux_loss_weights gives {len(config.aux_loss_weights)} weights but {config.model} has "
+                          f"{len(own)} auxiliary heads; give {len(own)} weights or drop aux_loss_weights.")
+    return tuple(config.aux_loss_weights) or own
+
+
+def pretrained_model(config: TrainConfig, data: PreparedData) -> nn.Module:
+    """The model started from a torchvision state dict file, its head replaced for the data set's classes."""
+    from papernets.models.interop import fine_tuning_start
+
+    try:
+        state_dict = torch.load(config.pretrained, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001  (torch.load on foreign bytes raises anything from IndexError up)
+        raise CheckpointError(f"--pretrained {config.pretrained} cannot be read as a state dict "
+                              f"({checkpoints.short_reason(error)}); pass a file saved with "
+                              "torch.save(torchvision_model.state_dict()).") from None
+    if not isinstance(state_dict, dict) or not all(isinstance(value, torch.Tensor) for value in state_dict.values()):
+        raise CheckpointError(f"--pretrained {config.pretrained} holds no state dict of tensors; pass a file saved "
+                              "with torch.save(torchvision_model.state_dict()).")
+    model, _ = fine_tuning_start(config.model, state_dict, num_classes=len(data.class_names),
+                                 input_size=data.input_size, **config.model_options)
+    return model
 
 
 def load_teacher(checkpoint: dict, data: PreparedData, device: torch.device) -> nn.Module:
@@ -176,6 +209,20 @@ def load_teacher(checkpoint: dict, data: PreparedData, device: torch.device) -> 
 
 # ---------------------------------------------------------------------------------------------------------
 # Evaluation (validation, test, `papernets eval`).
+
+def model_for_evaluation(path: Path) -> tuple[nn.Module, dict]:
+    """(model, its checkpoint's fields) from a checkpoint (.pt), or from a papernets safetensors file: a run's
+    model.safetensors or what `papernets export` wrote (then `epoch` is None)."""
+    if path.suffix != ".safetensors":
+        return checkpoints.model_from_checkpoint(path)
+    from papernets.export.fusion import load_exported_model
+
+    model, info = load_exported_model(path)
+    if info.config is None:
+        raise CheckpointError(f"{path} was exported without its training config, so its test split is unknown; "
+                              "export it again with `papernets export` to evaluate it.")
+    return model, {**asdict(info), "epoch": None}
+
 
 def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str | None = None,
                         device: str = "auto") -> dict:
@@ -203,7 +250,7 @@ def save_test_predictions(run_dir: Path) -> Path:
 
 def _evaluate_checkpoint(path: Path, split: str, data_dir: str | None, device: str,
                          keep_probabilities: bool = False) -> tuple[Evaluation, dict, int]:
-    model, checkpoint = checkpoints.model_from_checkpoint(path)
+    model, checkpoint = model_for_evaluation(path)
     config = replace(config_from_dict(checkpoint["config"]), data_dir=data_dir or checkpoint["config"]["data_dir"])
     if split == "val" and config.val_size == 0:
         raise ConfigError(f"{path} was trained without a validation split (val_size 0); use --split test.")
@@ -246,6 +293,34 @@ class StopSignals:
         for number, handler in self.previous.items():
             signal.signal(number, handler)
 
+    def agreed(self, distributed, device: torch.device) -> int | None:
+        """The signal that stops this step, when any rank received one (all ranks stop at the same step)."""
+        if not distributed.enabled:
+            return self.received
+        votes = distributed.sum(torch.tensor([float(self.received is not None)], dtype=torch.float64, device=device))
+        return (self.received or signal.SIGTERM) if votes.item() else None
+
+
+@dataclass
+class StepDecision:
+    save: bool                       # write last.pt now, inside the epoch
+    leave_epoch: bool                # this was the epoch's last step, or a stop
+    stop_message: str | None = None
+    exit_code: int = 0
+
+
+def after_step(state: "LoopState", *, steps_per_epoch: int, total_steps: int, checkpoint_every_steps: int,
+               stop_signal: int | None) -> StepDecision:
+    """The stop and checkpoint policy, after every step. A stop (signal) or every `checkpoint_every_steps`-th
+    step saves last.pt inside the epoch; the epoch's last step ends the epoch's loop, whose end saves anyway."""
+    end_of_epoch = state.step == steps_per_epoch or state.global_step >= total_steps
+    periodic = bool(checkpoint_every_steps) and state.global_step % checkpoint_every_steps == 0
+    if stop_signal is None:
+        return StepDecision(save=periodic and not end_of_epoch, leave_epoch=end_of_epoch)
+    return StepDecision(save=not end_of_epoch, leave_epoch=True,
+                        stop_message=f"Interrupted by {signal.Signals(stop_signal).name} at step {state.global_step}",
+                        exit_code=StopSignals.EXIT_CODES[stop_signal])
+
 
 # ---------------------------------------------------------------------------------------------------------
 # The state a checkpoint carries besides model and optimizer.
@@ -262,8 +337,8 @@ class LoopState:
     train_seconds: float = 0.0
 
 
-def checkpoint_payload(config: TrainConfig, data: PreparedData, model: nn.Module, optimizer, schedule,
-                       state: LoopState, amp_dtype) -> dict:
+def model_description(config: TrainConfig, data: PreparedData, amp_dtype) -> dict:
+    """What rebuilds the model and reads its inputs as training did (checkpoints and model.safetensors)."""
     return {
         "model": config.model,
         "model_options": dict(config.model_options),
@@ -275,6 +350,13 @@ def checkpoint_payload(config: TrainConfig, data: PreparedData, model: nn.Module
         "normalization": {"mean": list(data.mean), "std": list(data.std)},
         "precision": "bf16" if amp_dtype else "off",
         "config": config.to_dict(),
+    }
+
+
+def checkpoint_payload(config: TrainConfig, data: PreparedData, model: nn.Module, optimizer, schedule,
+                       state: LoopState, amp_dtype) -> dict:
+    return {
+        **model_description(config, data, amp_dtype),
         "model_state": {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()},
         "optimizer_state": optimizer.state_dict(),
         "schedule_state": schedule.state_dict(),
@@ -289,6 +371,40 @@ def checkpoint_payload(config: TrainConfig, data: PreparedData, model: nn.Module
         "best_epoch": state.best_epoch,
         "train_seconds": state.train_seconds,
     }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What the loop computes after a step.
+
+def check_finite(loss: torch.Tensor, epoch: int, state: LoopState, last_path: Path):
+    if not torch.isfinite(loss):
+        raise TrainingError(
+            f"The training loss became {loss.item()} at epoch {epoch + 1}, step {state.step + 1} "
+            f"(global step {state.global_step + 1}); training stopped and {last_path} holds the last good "
+            "checkpoint: lower the learning rate (--lr) and train again or --resume.")
+
+
+def batch_sums(loss: LossParts, labels: torch.Tensor) -> torch.Tensor:
+    """[loss sum, correct, count] of one batch, on the device (they travel in the checkpoint, so the epoch's
+    metrics resume exactly)."""
+    return torch.stack([loss.total.detach().double() * len(labels),
+                        (loss.logits.argmax(-1) == labels).sum().double(),
+                        torch.tensor(float(len(labels)), dtype=torch.float64, device=labels.device)])
+
+
+def running_means(sums: torch.Tensor) -> tuple[float, float]:
+    """(mean loss, accuracy) of the epoch so far on this rank: a host sync, so only when shown or logged."""
+    loss_sum, correct, count = sums.tolist()
+    return loss_sum / count, correct / count
+
+
+def step_row(state: LoopState, epoch: int, lr: float, loss: LossParts, sums: torch.Tensor, images_per_s: float,
+             epoch_started: float) -> dict:
+    """A row of steps.csv: this step's batch loss, and the epoch's running means so far."""
+    train_loss, train_accuracy = running_means(sums)
+    return {"step": state.global_step, "epoch": epoch + 1, "lr": lr, "batch_loss": loss.total.item(),
+            "train_loss": train_loss, "train_acc": train_accuracy, "images_per_s": images_per_s,
+            "seconds": time.perf_counter() - epoch_started}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -348,12 +464,16 @@ def train_holding(config: TrainConfig, held: contextlib.ExitStack, *, dataset=No
     # 3. Model, teacher, optimizer, schedule: seeded here, or restored from the checkpoint below.
     random.seed(config.seed)
     np.random.seed(config.seed)
-    model, params, macs = build_model(config, data)
+    # A resumed run takes its weights from the checkpoint, not from the --pretrained file it started from.
+    model, params, macs = build_model(replace(config, pretrained="") if resume else config, data)
     model = distributed.sync_batchnorm(model, device).to(device, memory_format=memory_format)
     teacher = load_teacher(teacher_checkpoint, data, device) if teacher_checkpoint else None
-    aux_loss_weights = tuple(config.aux_loss_weights or getattr(model, "aux_loss_weights", ()))
+    aux_loss_weights = auxiliary_loss_weights(config, model)
     optimizer = build_optimizer(model, config)
     schedule = LearningRateSchedule(config, steps_per_epoch, total_steps)
+    if schedule.warmup_steps >= total_steps:
+        raise ConfigError(f"The warm-up of {schedule.warmup_steps} steps covers the whole run of {total_steps} steps; "
+                          "train longer or shorten the warm-up (--set warmup_steps=N or warmup_fraction=F).")
     state = LoopState(epoch_sums=[0.0, 0.0, 0.0], metrics_rows=[])
     if resume:
         checkpoints.restore_training(resume, model, optimizer, schedule)
@@ -379,13 +499,18 @@ def train_holding(config: TrainConfig, held: contextlib.ExitStack, *, dataset=No
     run_dir = Path(distributed.broadcast_object(str(run_dir)))
     last_path, best_path = run_dir / LAST_CHECKPOINT, run_dir / BEST_CHECKPOINT
     tensorboard = tensorboard_writer(run_dir) if config.tensorboard and distributed.is_main else None
+    step_log = StepLog(run_dir / STEPS_FILE, through_step=state.global_step) if distributed.is_main else None
     if resume:
         progress.info(f"Resuming {run_dir} at epoch {state.epoch + 1}, step {state.step} "
                       f"(global step {state.global_step} of {total_steps}).")
     else:
         progress.info(f"Training {config.model} on {config.dataset} ({len(data.train.labels):,} train images, "
-                      f"{steps_per_epoch} steps per epoch, {epochs} epochs) on {device} with "
-                      f"{'bf16 autocast' if amp_dtype else 'fp32'}, {threads} threads; run folder {run_dir}.")
+                      f"{steps_per_epoch} steps per epoch, {plural(epochs, 'epoch')}) on {device} with "
+                      f"{'bf16 autocast' if amp_dtype else 'fp32'}, {plural(threads, 'thread')}; run folder {run_dir}.")
+        for adjustment in config.adjustments:
+            progress.message(f"Adjusted for this run: {adjustment}.")
+        progress.info(f"Augmentation: {train_loader.augment}.")
+        progress.info(schedule.describe())
 
     def save(path: Path, keep_previous: bool = True):
         if distributed.is_main:
@@ -393,76 +518,62 @@ def train_holding(config: TrainConfig, held: contextlib.ExitStack, *, dataset=No
                 checkpoint_payload(config, data, model, optimizer, schedule, state, amp_dtype), path,
                 keep_previous=keep_previous)
 
+    def train_step(images: torch.Tensor, labels: torch.Tensor) -> LossParts:
+        """One step: the step's learning rate, forward (under bf16 autocast), loss, backward, update."""
+        set_lr(optimizer, schedule.lr(state.global_step))
+        with autocast(device, amp_dtype):
+            outputs = forward_model(images)
+            with torch.no_grad():
+                teacher_logits = teacher(images) if teacher is not None else None
+        loss = training_loss(outputs, labels, label_smoothing=config.label_smoothing,
+                             aux_loss_weights=aux_loss_weights, teacher_logits=teacher_logits,
+                             temperature=config.distill_temperature, alpha=config.distill_alpha)
+        optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        optimizer.step()
+        return loss
+
+    def show_and_log(epoch: int, loss: LossParts, sums: torch.Tensor, images_per_s: float, epoch_started: float):
+        """The progress line or bar, and every `log_every_steps` steps a row of steps.csv (and TensorBoard)."""
+        progress.step(state.step, lambda: running_means(sums), images_per_s)
+        if step_log is not None and state.global_step % config.log_every_steps == 0:
+            row = step_row(state, epoch, optimizer.param_groups[0]["lr"], loss, sums, images_per_s, epoch_started)
+            log_step(row, step_log, tensorboard)
+
+    def save_inside_epoch(sums: torch.Tensor, clock: float) -> float:
+        """last.pt with the epoch's running sums; returns the new start of the training clock."""
+        state.epoch_sums = sums.tolist()
+        state.train_seconds += time.perf_counter() - clock
+        save(last_path)
+        return time.perf_counter()
+
     with StopSignals() as stop_signals:
         for epoch in range(state.epoch, epochs):
             model.train()
             progress.start_epoch(epoch, epochs, steps_per_epoch, state.step)
             epoch_started = clock = time.perf_counter()
-            images_seen, stop_message, stop_code = 0, None, 0
+            images_seen = 0
             sums = torch.tensor(state.epoch_sums, dtype=torch.float64, device=device)  # loss sum, correct, count
-            batches = train_loader.batches(epoch, start_step=state.step, rank=distributed.rank,
-                                           world_size=distributed.world_size)
-            for images, labels in batches:
-                # One step: lr for this step, forward (under bf16 autocast), loss, backward, update.
-                lr = schedule.lr(state.global_step)
-                set_lr(optimizer, lr)
-                images = images.contiguous(memory_format=memory_format)
-                with autocast(device, amp_dtype):
-                    outputs = forward_model(images)
-                    with torch.no_grad():
-                        teacher_logits = teacher(images) if teacher is not None else None
-                loss = training_loss(outputs, labels, label_smoothing=config.label_smoothing,
-                                     aux_loss_weights=aux_loss_weights, teacher_logits=teacher_logits,
-                                     temperature=config.distill_temperature, alpha=config.distill_alpha)
-                total_loss = loss.total
-                if state.global_step == config.debug_nan_at_step:
-                    total_loss = total_loss * math.nan
-                if not torch.isfinite(total_loss):
-                    raise TrainingError(
-                        f"The training loss became {total_loss.item()} at epoch {epoch + 1}, step {state.step + 1} "
-                        f"(global step {state.global_step + 1}); training stopped and {last_path} holds the last "
-                        "good checkpoint: lower the learning rate (--lr) and train again or --resume.")
-                optimizer.zero_grad(set_to_none=True)
-                total_loss.backward()
-                optimizer.step()
-
-                # Running sums of the epoch (they travel in the checkpoint, so metrics resume exactly).
-                sums += torch.stack([total_loss.detach().double() * len(labels),
-                                     (loss.logits.argmax(-1) == labels).sum().double(),
-                                     torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
-                state.step += 1
-                state.global_step += 1
+            decision = StepDecision(save=False, leave_epoch=False)
+            for images, labels in train_loader.batches(epoch, start_step=state.step, rank=distributed.rank,
+                                                       world_size=distributed.world_size):
+                loss = train_step(images.contiguous(memory_format=memory_format), labels)
+                check_finite(loss.total, epoch, state, last_path)
+                sums += batch_sums(loss, labels)
+                state.step, state.global_step = state.step + 1, state.global_step + 1
                 images_seen += len(labels) * distributed.world_size
-                if progress.interactive:
-                    refresh = state.step % PROGRESS_REFRESH_STEPS == 0
-                    loss_sum, correct, count = sums.tolist() if refresh else (0.0, 0.0, 1.0)
-                    progress.update_step(loss_sum / count, correct / count,
-                                         images_seen / (time.perf_counter() - epoch_started), refresh)
-
-                # A stop asked for (signal or test hook), agreed by every rank; a checkpoint inside the epoch.
-                stop_requested = stop_signals.received is not None
-                if distributed.enabled:
-                    stop_requested = bool(distributed.sum(
-                        torch.tensor([float(stop_requested)], dtype=torch.float64, device=device)).item())
-                if stop_requested:
-                    number = stop_signals.received or signal.SIGTERM
-                    stop_message = f"Interrupted by {signal.Signals(number).name} at step {state.global_step}"
-                    stop_code = StopSignals.EXIT_CODES[number]
-                elif config.stop_after_steps and state.global_step == config.stop_after_steps:
-                    stop_message = f"Stopped after step {state.global_step} as stop_after_steps asked"
-                periodic = config.checkpoint_every_steps and state.global_step % config.checkpoint_every_steps == 0
-                last_step = state.step == steps_per_epoch or state.global_step >= total_steps
-                if (stop_message or periodic) and not last_step:
-                    state.epoch_sums = sums.tolist()
-                    state.train_seconds += time.perf_counter() - clock
-                    clock = time.perf_counter()
-                    save(last_path)
-                if stop_message or last_step:
+                show_and_log(epoch, loss, sums, images_seen / (time.perf_counter() - epoch_started), epoch_started)
+                decision = after_step(state, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+                                      checkpoint_every_steps=config.checkpoint_every_steps,
+                                      stop_signal=stop_signals.agreed(distributed, device))
+                if decision.save:
+                    clock = save_inside_epoch(sums, clock)
+                if decision.leave_epoch:
                     break
-            if stop_message and state.step < steps_per_epoch and state.global_step < total_steps:
+            if decision.stop_message and decision.save:
                 progress.close()
-                raise TrainingInterrupted(f"{stop_message}; checkpoint saved, resume with "
-                                          f"`papernets train --resume {run_dir}`.", exit_code=stop_code)
+                raise TrainingInterrupted(f"{decision.stop_message}; checkpoint saved, resume with "
+                                          f"`papernets train --resume {run_dir}`.", exit_code=decision.exit_code)
 
             # End of the epoch: train metrics over every rank, a validation pass, the schedule, the checkpoints.
             loss_sum, correct, count = distributed.sum(sums).tolist()
@@ -492,9 +603,10 @@ def train_holding(config: TrainConfig, held: contextlib.ExitStack, *, dataset=No
                 write_metrics(run_dir / METRICS_FILE, state.metrics_rows)
                 if tensorboard is not None:
                     log_tensorboard(tensorboard, row)
-            if stop_message and state.epoch < epochs:
-                raise TrainingInterrupted(f"{stop_message}; checkpoint saved at the end of epoch {state.epoch}, "
-                                          f"resume with `papernets train --resume {run_dir}`.", exit_code=stop_code)
+            if decision.stop_message and state.epoch < epochs:
+                raise TrainingInterrupted(f"{decision.stop_message}; checkpoint saved at the end of epoch "
+                                          f"{state.epoch}, resume with `papernets train --resume {run_dir}`.",
+                                          exit_code=decision.exit_code)
 
     if tensorboard is not None:
         tensorboard.close()
@@ -502,7 +614,7 @@ def train_holding(config: TrainConfig, held: contextlib.ExitStack, *, dataset=No
     # 5. Final weights; test accuracy of the best-validation weights; summary.
     final_val_accuracy = state.metrics_rows[-1]["val_acc"]
     if distributed.is_main:
-        save_safetensors(model.state_dict(), run_dir / SAFETENSORS_FILE)
+        save_safetensors(model, run_dir / SAFETENSORS_FILE, model_description(config, data, amp_dtype))
         if state.best_epoch is None:  # no validation split: the final weights are the ones to test
             save(best_path, keep_previous=False)
     distributed.barrier()  # best.pt is complete before any rank reads it
@@ -531,19 +643,19 @@ def train_holding(config: TrainConfig, held: contextlib.ExitStack, *, dataset=No
             "device": str(device), "precision": "bf16" if amp_dtype else "fp32", "world_size": distributed.world_size,
         }
         write_json(run_dir / SUMMARY_FILE, summary)
-        progress.info(f"Test accuracy {test.accuracy:.4f} (weights of epoch {state.best_epoch or epochs}, "
-                      f"best on validation); {state.train_seconds:.0f} s of training; run folder {run_dir}.")
+        progress.result(f"Test accuracy {test.accuracy:.4f} (weights of epoch {state.best_epoch or epochs}, "
+                        f"best on validation); {state.train_seconds:.0f} s of training; run folder {run_dir}.")
     distributed.close()
     return run_dir
 
 
-def save_safetensors(model_state: dict, path: Path):
-    """Written whole under a temporary name and renamed, like every file of the run folder: a run killed
-    mid-write leaves no half file under the final name."""
-    from safetensors.torch import save
+def save_safetensors(model: nn.Module, path: Path, description: dict):
+    """The final weights in the format `papernets export` writes (without folding), so that `predict` and
+    `eval` take them; written whole under a temporary name and renamed, like every file of the run folder: a
+    run killed mid-write leaves no half file under the final name."""
+    from papernets.export.fusion import ExportInfo, export_bytes
 
-    write_bytes(path, save({name: tensor.detach().cpu().contiguous() for name, tensor in model_state.items()}),
-                RUN_FOLDER_ADVICE)
+    write_bytes(path, export_bytes(model, ExportInfo.from_checkpoint(description), fold=False), RUN_FOLDER_ADVICE)
 
 
 def tensorboard_writer(run_dir: Path):
@@ -554,8 +666,16 @@ def tensorboard_writer(run_dir: Path):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
+def log_step(row: dict, step_log: StepLog, tensorboard):
+    step_log.write(row)
+    if tensorboard is not None:
+        for name in ("lr", "batch_loss", "train_loss", "train_acc", "images_per_s"):
+            tensorboard.add_scalar(f"step/{name}", row[name], row["step"])
+
+
 def log_tensorboard(writer, row: dict):
+    """An epoch's row of metrics.csv, at its global step (the x axis of the per-step curves too)."""
     for name in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s"):
         if row.get(name) is not None:
-            writer.add_scalar(name, row[name], row["epoch"])
+            writer.add_scalar(f"epoch/{name}", row[name], row["step"])
     writer.flush()

@@ -6,9 +6,20 @@ Recipe files are flat `field = value` tables, plus two sub-tables: `[augmentatio
 builder). On the command line these read `--set augmentation.flip=false` and `--set model_options.dropout=0.3`.
 A recipe may also adjust fields for some models: `[models."lenet5*"]` holds fields applied, after the rest of
 the recipe and before the command line, when the model's name matches the fnmatch pattern.
+
+Resolving a recipe for one run (`load_config`) keeps the recipe's intent when the command line changes it,
+and records each change in `adjustments` (printed at the start of the run, saved in config.json):
+- the schedule keeps its shape when the run's length changes: milestones and step_size scale with
+  `--epochs` (warm-up given as `warmup_fraction` scales by itself; `warmup_steps` is a fixed count);
+- a linear warm-up keeps its start-to-peak ratio when `--lr` changes the peak;
+- the data set's label constraints win over the recipe's augmentation: no mirroring where a mirrored image
+  shows another class (MNIST);
+- `pretrained` (torchvision weights) keeps a large-image model's full-size stem on small images.
 """
 
+import copy
 import dataclasses
+import enum
 import fnmatch
 import math
 import tomllib
@@ -37,12 +48,11 @@ FIELD_RANGES = {
     "val_size": (0, BILLION), "train_size": (0, BILLION), "test_size": (0, BILLION),
     "lr": (0.0, 100.0), "momentum": (0.0, 1.0), "weight_decay": (0.0, 1.0), "depthwise_weight_decay": (0.0, 1.0),
     "adam_betas": (0.0, 1.0), "rmsprop_decay": (0.0, 1.0), "optimizer_eps": (1e-30, 1.0),
-    "milestones": (1, BILLION), "lr_values": (0.0, 100.0), "gamma": (0.0, 1.0), "step_size": (0, BILLION),
-    "final_lr_fraction": (0.0, 1.0), "warmup_steps": (0, BILLION), "warmup_lr": (0.0, 100.0),
+    "milestones": (0.0, BILLION), "lr_values": (0.0, 100.0), "gamma": (0.0, 1.0), "step_size": (0, BILLION),
+    "final_lr_fraction": (0.0, 1.0), "warmup_steps": (0, BILLION), "warmup_fraction": (0.0, 1.0), "warmup_lr": (0.0, 100.0),
     "plateau_patience": (1, 1_000_000), "plateau_max_reductions": (0, 1000), "label_smoothing": (0.0, 1.0),
     "aux_loss_weights": (0.0, 100.0), "distill_temperature": (1e-3, 1000.0), "distill_alpha": (0.0, 1.0),
-    "threads": (0, 1024), "checkpoint_every_steps": (0, BILLION), "stop_after_steps": (0, BILLION),
-    "debug_nan_at_step": (-1, BILLION),
+    "threads": (0, 1024), "checkpoint_every_steps": (0, BILLION), "log_every_steps": (1, BILLION),
 }
 AUGMENTATION_RANGES = {"pad": (0, 64), "cutout": (0, 256)}  # pixels; also at most the image side (engine)
 MAX_PATH_CHARACTERS = 4096  # Linux PATH_MAX
@@ -51,93 +61,133 @@ MAX_NAME_CHARACTERS = 200   # a file name component (the file system's limit is 
 DATASET_MODEL_OPTIONS = ("num_classes", "in_channels", "input_size")
 
 
+class FieldKind(enum.Enum):
+    EXPERIMENT = "experiment"  # what is trained: compare groups runs by it; a resumed run keeps it
+    EXECUTION = "execution"    # how the run computes, not what: compare ignores it; a resumed run keeps it
+    RESUMABLE = "resumable"    # where it runs, how it reports, how long it trains: a resumed run may change it
+
+
+def _field(kind: FieldKind, default, factory):
+    if factory is not None:
+        return field(default_factory=factory, metadata={"kind": kind})
+    return field(default=default, metadata={"kind": kind})
+
+
+def experiment(default=None, *, factory=None):
+    return _field(FieldKind.EXPERIMENT, default, factory)
+
+
+def execution(default=None, *, factory=None):
+    return _field(FieldKind.EXECUTION, default, factory)
+
+
+def resumable(default=None, *, factory=None):
+    return _field(FieldKind.RESUMABLE, default, factory)
+
+
 @dataclass
 class TrainConfig:
+    """Every field says its kind (`experiment`, `execution` or `resumable`, see `FieldKind`): the resume
+    policy, `compare` and the command line read what a field means from here."""
+
     # What to train on what.
-    model: str = ""
-    dataset: str = ""
-    model_options: dict = field(default_factory=dict)  # keyword options of the model builder
-    recipe: str = ""                # the recipe name or file this config came from
-    source: str = ""                # the paper or note the recipe follows
+    model: str = experiment("")
+    dataset: str = experiment("")
+    model_options: dict = experiment(factory=dict)  # keyword options of the model builder
+    pretrained: str = experiment("")  # a torchvision state dict (.pth) to start from; the head is replaced
+    recipe: str = experiment("")  # the recipe name or file this config came from
+    source: str = experiment("")  # the paper or note the recipe follows
+    seed: int = experiment(0)  # compare treats runs that differ only in their seed as repeats
 
     # Data.
-    data_dir: str | None = None
-    download: bool = False
-    val_size: int = 5000            # images carved from the training set for validation (0: none)
-    train_size: int = 0             # use only the first N training images after the split (0: all)
-    test_size: int = 0              # use only the first N test images (0: all)
-    augmentation: dict = field(default_factory=dict)  # over data.default_augmentation(dataset)
-    eval_tta_flip: bool = False     # evaluate on the image and its mirror, averaging the logits
+    data_dir: str | None = resumable(None)
+    download: bool = resumable(False)
+    val_size: int = experiment(5000)  # images carved from the training set for validation (0: none)
+    train_size: int = experiment(0)  # use only the first N training images after the split (0: all)
+    test_size: int = experiment(0)  # use only the first N test images (0: all)
+    augmentation: dict = experiment(factory=dict)  # over data.default_augmentation(dataset)
+    eval_tta_flip: bool = experiment(False)  # evaluate on the image and its mirror, averaging the logits
 
     # Length: exactly one of the two is positive.
-    epochs: int = 0
-    iterations: int = 0
+    epochs: int = resumable(0)
+    iterations: int = resumable(0)
 
     # Optimizer.
-    batch_size: int = 128           # global batch (split across ranks under torchrun)
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9           # SGD momentum; RMSprop momentum
-    nesterov: bool = False          # SGD only
-    weight_decay: float = 5e-4
-    no_weight_decay_on_bn_bias: bool = False  # no decay on parameters with one dimension (BN scales, biases)
-    depthwise_weight_decay: float | None = None  # decay on depthwise conv kernels (None: weight_decay)
-    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    rmsprop_decay: float = 0.9      # RMSprop's moving-average factor of squared gradients
-    optimizer_eps: float = 1e-8
+    batch_size: int = experiment(128)  # global batch (split across ranks under torchrun)
+    optimizer: str = experiment("sgd")
+    lr: float = experiment(0.1)
+    momentum: float = experiment(0.9)  # SGD momentum; RMSprop momentum
+    nesterov: bool = experiment(False)  # SGD only
+    weight_decay: float = experiment(5e-4)
+    no_weight_decay_on_bn_bias: bool = experiment(False)  # no decay on 1-dimensional parameters (BN scales, biases)
+    depthwise_weight_decay: float | None = experiment(None)  # decay on depthwise conv kernels (None: weight_decay)
+    adam_betas: list[float] = experiment(factory=lambda: [0.9, 0.999])
+    rmsprop_decay: float = experiment(0.9)  # RMSprop's moving-average factor of squared gradients
+    optimizer_eps: float = experiment(1e-8)
 
-    # Learning-rate schedule. Milestones and step sizes count `schedule_unit`s; warm-up counts iterations.
-    schedule: str = "constant"
-    schedule_unit: str = "epoch"
-    milestones: list[int] = field(default_factory=list)  # multistep, piecewise
-    lr_values: list[float] = field(default_factory=list)  # piecewise: one more value than milestones
-    gamma: float = 0.1              # step, multistep, plateau: lr factor
-    step_size: int = 0              # step: units between two lr changes
-    final_lr_fraction: float = 0.0  # cosine, linear: lr at the end, as a fraction of lr
-    warmup_steps: int = 0           # iterations of warm-up before the schedule starts
-    warmup_lr: float = 0.0          # lr at the start of warm-up
-    warmup_shape: str = "linear"    # linear: warmup_lr rising to lr; constant: warmup_lr throughout
-    plateau_patience: int = 2       # plateau: epochs without a better val accuracy before lr *= gamma
-    plateau_max_reductions: int = 3
+    # Learning-rate schedule. Milestones and step sizes count `schedule_unit`s (fractions allowed: they scale
+    # with the run's length); warm-up counts iterations or a fraction of the run.
+    schedule: str = experiment("constant")
+    schedule_unit: str = experiment("epoch")
+    milestones: list[float] = experiment(factory=list)  # multistep, piecewise
+    lr_values: list[float] = experiment(factory=list)  # piecewise: one more value than milestones
+    gamma: float = experiment(0.1)  # step, multistep, plateau: lr factor
+    step_size: float = experiment(0)  # step: units between two lr changes
+    final_lr_fraction: float = experiment(0.0)  # cosine, linear: lr at the end, as a fraction of lr
+    warmup_steps: int = experiment(0)  # iterations of warm-up before the schedule starts (a fixed count)
+    warmup_fraction: float = experiment(0.0)  # or: warm-up as this fraction of the run's iterations
+    warmup_lr: float = experiment(0.0)  # lr at the start of warm-up
+    warmup_shape: str = experiment("linear")  # linear: warmup_lr rising to lr; constant: warmup_lr throughout
+    plateau_patience: int = experiment(2)  # plateau: epochs without a better val accuracy before lr *= gamma
+    plateau_max_reductions: int = experiment(3)
 
     # Loss.
-    label_smoothing: float = 0.0
-    aux_loss_weights: list[float] = field(default_factory=list)  # empty: the model's own aux_loss_weights
-    teacher: str = ""               # checkpoint of a teacher for Hinton distillation
-    distill_temperature: float = 4.0
-    distill_alpha: float = 0.9      # weight of the distillation term; 1 - alpha on the hard labels
+    label_smoothing: float = experiment(0.0)
+    aux_loss_weights: list[float] = experiment(factory=list)  # empty: the model's own aux_loss_weights
+    teacher: str = experiment("")  # checkpoint of a teacher for Hinton distillation
+    distill_temperature: float = experiment(4.0)
+    distill_alpha: float = experiment(0.9)  # weight of the distillation term; 1 - alpha on the hard labels
 
     # Execution.
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"               # bf16 autocast where the hardware has bf16 arithmetic
-    channels_last: bool = False
-    compile: bool = False
-    threads: int = 0                # torch threads per process (0: all cores, shared among local ranks)
-    deterministic: bool = False     # torch.use_deterministic_algorithms(True)
+    device: str = resumable("auto")
+    amp: str = execution("auto")  # bf16 autocast where the hardware has bf16 arithmetic
+    channels_last: bool = execution(False)
+    compile: bool = execution(False)
+    threads: int = resumable(0)  # torch threads per process (0: all cores, shared among local ranks)
+    deterministic: bool = execution(False)  # torch.use_deterministic_algorithms(True)
 
     # Run folder and output.
-    output: str = "runs"
-    run_name: str = ""              # default <model>-<dataset>-<YYYYmmdd-HHMMSS>
-    checkpoint_every_steps: int = 0  # also checkpoint inside epochs (0: at the end of each epoch only)
-    quiet: bool = False
-    report: bool = True
-    html: bool = False
-    tensorboard: bool = False
+    output: str = resumable("runs")
+    run_name: str = execution("")  # default <model>-<dataset>-<YYYYmmdd-HHMMSS>
+    checkpoint_every_steps: int = resumable(0)  # also checkpoint inside epochs (0: at the end of each epoch only)
+    log_every_steps: int = resumable(50)  # a row of steps.csv (and TensorBoard's step curves) every N steps
+    quiet: bool = resumable(False)
+    report: bool = resumable(True)
+    html: bool = resumable(False)
+    tensorboard: bool = resumable(False)
 
-    # Test hooks: stop as if interrupted after this many steps; make the loss NaN at this step.
-    stop_after_steps: int = 0
-    debug_nan_at_step: int = -1
+    # Set by load_config: what fitting the recipe to this run changed, and why (follows from the fields above).
+    adjustments: list[str] = execution(factory=list)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 FIELD_TYPES = typing.get_type_hints(TrainConfig)
+FIELD_KINDS = {config_field.name: config_field.metadata["kind"] for config_field in dataclasses.fields(TrainConfig)}
+
+
+def fields_of_kind(*kinds: FieldKind) -> set[str]:
+    return {name for name, kind in FIELD_KINDS.items() if kind in kinds}
 
 
 def list_recipes() -> list[str]:
     return sorted(path.stem for path in RECIPES_DIR.glob("*.toml"))
+
+
+def default_recipe(dataset: str | None) -> str | None:
+    """The data set's fast recipe (`fast-<dataset>`), used when no recipe is named; None where there is none."""
+    return f"fast-{dataset}" if dataset and (RECIPES_DIR / f"fast-{dataset}.toml").is_file() else None
 
 
 def recipe_path(recipe: str) -> Path:
@@ -161,7 +211,7 @@ def read_recipe(recipe: str) -> dict:
         raise ConfigError(f"Recipe {path} nests arrays or tables too deeply to read; fix the file.") from None
 
 
-def _type_name(expected) -> str:
+def type_name(expected) -> str:
     return getattr(expected, "__name__", None) or str(expected).replace("typing.", "")
 
 
@@ -176,7 +226,7 @@ def check_type(name: str, value, expected):
     if origin is list:
         (item_type,) = typing.get_args(expected)
         if not isinstance(value, list):
-            raise ConfigError(f"{name} must be a list of {_type_name(item_type)}, e.g. [1, 2]; got {value!r}.")
+            raise ConfigError(f"{name} must be a list of {type_name(item_type)}, e.g. [1, 2]; got {value!r}.")
         return [check_type(f"{name}[{index}]", item, item_type) for index, item in enumerate(value)]
     if expected is dict:
         if not isinstance(value, dict):
@@ -187,7 +237,7 @@ def check_type(name: str, value, expected):
     if expected is float and isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number; got {value!r}.")
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise ConfigError(f"{name} must be of type {_type_name(expected)}; got {value!r}.")
+        raise ConfigError(f"{name} must be of type {type_name(expected)}; got {value!r}.")
     return value
 
 
@@ -227,7 +277,7 @@ def apply(values: dict, config: TrainConfig, origin: str) -> TrainConfig:
             close = [field_name for field_name in FIELD_TYPES if field_name.startswith(name[:4])]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise ConfigError(f"{origin}: {name!r} is not a training config field{hint}; "
-                              "`papernets train --help` lists them.")
+                              "`papernets train --help` lists them and --print-config shows their values.")
         if name == "augmentation":
             value = {**config.augmentation, **check_augmentation(value, origin)}
         elif name == "model_options":
@@ -293,9 +343,12 @@ def check_augmentation_fits(augmentation: dict, input_size: tuple[int, int, int]
 
 
 def load_config(recipe: str | None = None, overrides: dict | None = None) -> TrainConfig:
-    """The defaults, then the recipe, then the overrides; validated."""
+    """The defaults, then the recipe (with its sections for this model), then the overrides; then the recipe's
+    schedule fitted to the run and the data set's label constraints applied (see the module docstring);
+    validated."""
     config = TrainConfig()
     overrides = dict(overrides or {})
+    recipe_config = None
     if recipe:
         values = read_recipe(recipe)
         values.pop("name", None)
@@ -307,15 +360,102 @@ def load_config(recipe: str | None = None, overrides: dict | None = None) -> Tra
         model = overrides.get("model", config.model)
         for pattern, model_values in per_model.items():
             if fnmatch.fnmatchcase(str(model), pattern):
+                replace_warmup_kind(config, model_values)
                 apply(model_values, config, f"recipe {recipe}, [models.{pattern!r}]")
         config.recipe = recipe
+        recipe_config = copy.deepcopy(config)
+    apply_overrides(overrides, config)
+    if recipe_config is not None:
+        fit_schedule(config, recipe_config, overrides)
+    apply_label_constraints(config, overrides)
+    if config.pretrained:
+        keep_torchvision_layout(config)
+    validate(config)
+    return config
+
+
+def apply_overrides(overrides: dict, config: TrainConfig) -> TrainConfig:
+    """The command line over a recipe or a resumed run's config: a length given in epochs replaces one in
+    iterations, and the other way round."""
     if overrides.get("epochs"):
         config.iterations = 0
     if overrides.get("iterations"):
         config.epochs = 0
-    apply(overrides, config, "command line")
-    validate(config)
-    return config
+    replace_warmup_kind(config, overrides)
+    return apply(overrides, config, "command line")
+
+
+def keep_torchvision_layout(config: TrainConfig):
+    """Weights from torchvision fit the full-size stem only, so a model designed for large images keeps it on
+    small ones too (the registry would otherwise choose small_input=True below 64 pixels)."""
+    from papernets.models import get_model_entry
+
+    if not get_model_entry(config.model).designed_for_small_input and "small_input" not in config.model_options:
+        config.model_options["small_input"] = False
+        config.adjustments.append("model_options.small_input off: torchvision's weights (--pretrained) fit the "
+                                  "full-size stem")
+
+
+def replace_warmup_kind(config: TrainConfig, values: dict):
+    """A later layer (a recipe's model section, the command line) that gives the warm-up in steps replaces an
+    earlier one given as a fraction, and the other way round."""
+    if values.get("warmup_steps"):
+        config.warmup_fraction = 0.0
+    if values.get("warmup_fraction"):
+        config.warmup_steps = 0
+
+
+def _length(config: TrainConfig) -> tuple[int, str]:
+    return (config.epochs, "epochs") if config.epochs else (config.iterations, "iterations")
+
+
+def fit_schedule(config: TrainConfig, recipe_config: TrainConfig, overrides: dict):
+    """Keep the recipe's schedule in shape when the command line changes the run's length or peak lr; values
+    the command line sets itself are kept as given."""
+    (length, unit), (recipe_length, recipe_unit) = _length(config), _length(recipe_config)
+    timed = config.schedule in ("step", "multistep", "piecewise")
+    scaled = [name for name in ("milestones", "step_size") if name not in overrides and getattr(config, name)]
+    if timed and scaled and length != recipe_length and recipe_length:
+        if unit != recipe_unit:
+            raise ConfigError(f"recipe {config.recipe} times its lr schedule over {recipe_length} {recipe_unit}; "
+                              f"give the run's length in {recipe_unit} too (e.g. --{recipe_unit} N) so that the "
+                              "schedule scales with it.")
+        factor = length / recipe_length
+        for name in scaled:
+            value = getattr(config, name)
+            setattr(config, name, [round(item * factor, 4) for item in value] if isinstance(value, list)
+                    else round(value * factor, 4))
+            config.adjustments.append(f"{name} scaled to {length} of the recipe's {recipe_length} {unit}: "
+                                      f"{value} -> {getattr(config, name)}")
+    warmup = config.warmup_steps or config.warmup_fraction
+    if warmup and "lr" in overrides and "warmup_lr" not in overrides and config.warmup_lr:
+        warmup_lr = round(config.warmup_lr * config.lr / recipe_config.lr, 10)
+        config.adjustments.append(f"warmup_lr {config.warmup_lr:g} scaled with the peak lr "
+                                  f"({recipe_config.lr:g} -> {config.lr:g}) to {warmup_lr:g}")
+        config.warmup_lr = warmup_lr
+
+
+def apply_label_constraints(config: TrainConfig, overrides: dict):
+    """A data set's labels win over a recipe's augmentation: no mirroring where a mirrored image shows another
+    class. The recipe's flips are dropped (and the run says so); flips asked for on the command line are refused."""
+    from papernets.data.catalog import DATASETS
+
+    spec = DATASETS.get(config.dataset)
+    if spec is None or spec.mirroring_keeps_labels:
+        return
+    asked = {"augmentation.flip": overrides.get("augmentation", {}).get("flip"),
+             "eval_tta_flip": overrides.get("eval_tta_flip")}
+    for name, value in asked.items():
+        if value:
+            raise ConfigError(f"{name}=true mirrors {spec.name}'s images, and a mirrored {spec.name} image can show "
+                              "another class; drop it.")
+    reason = f"a mirrored {spec.name} image can show another class"
+    if config.augmentation.get("flip"):
+        config.augmentation["flip"] = False
+        config.adjustments.append(f"augmentation.flip off for {spec.name}: {reason}")
+    if config.eval_tta_flip:
+        config.eval_tta_flip = False
+        config.adjustments.append(f"eval_tta_flip off for {spec.name}: {reason}")
 
 
 def config_from_dict(values: dict) -> TrainConfig:
@@ -361,6 +501,12 @@ def validate(config: TrainConfig) -> TrainConfig:
     _require(0 < config.gamma <= 1, f"gamma must be in (0, 1], got {config.gamma}.")
     _require(0 <= config.final_lr_fraction <= 1, "final_lr_fraction must be in [0, 1].")
     _require(config.warmup_steps >= 0 and config.warmup_lr >= 0, "warmup_steps and warmup_lr must be >= 0.")
+    _require(0 <= config.warmup_fraction < 1, f"warmup_fraction must be in [0, 1), got {config.warmup_fraction}.")
+    _require(not (config.warmup_steps and config.warmup_fraction),
+             "Give the warm-up as warmup_steps or as warmup_fraction, not both; set the other to 0.")
+    _require(not (config.warmup_steps or config.warmup_fraction) or config.warmup_lr <= config.lr,
+             f"warmup_lr {config.warmup_lr:g} is above the peak lr {config.lr:g}, so the warm-up would lower the "
+             "rate; set warmup_lr below lr (e.g. --set warmup_lr=0).")
     _require(config.warmup_shape in WARMUP_SHAPES, f"warmup_shape must be one of {', '.join(WARMUP_SHAPES)}.")
     _require(config.schedule != "plateau" or config.val_size > 0,
              "The plateau schedule watches validation accuracy, so it needs val_size > 0.")
@@ -374,8 +520,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     _require(config.device in DEVICES, f"Unknown device {config.device!r}; use one of {', '.join(DEVICES)}.")
     _require(config.amp in AMP_MODES, f"amp must be one of {', '.join(AMP_MODES)}, got {config.amp!r}.")
     _require(config.threads >= 0, "threads cannot be negative (0 uses every core).")
-    _require(config.checkpoint_every_steps >= 0 and config.stop_after_steps >= 0,
-             "checkpoint_every_steps and stop_after_steps cannot be negative.")
+    _require(config.checkpoint_every_steps >= 0, "checkpoint_every_steps cannot be negative (0: only at epoch ends).")
     check_augmentation(config.augmentation, "config")
     for name, value in config.to_dict().items():
         check_range(name, value)
