@@ -73,7 +73,7 @@ def test_each_recipe_trains_on_each_dataset_with_the_augmentation_its_labels_all
 
 
 @pytest.mark.parametrize("model, options", [("googlenet", {}), ("googlenet", {"aux_logits": False}),
-                                             ("resnet20", {})])
+                                             ("resnet20", {}), ("inception_v3", {})])
 def test_googlenet_recipe_weights_auxiliary_losses_only_where_the_model_has_heads(model, options, tmp_path):
     config = load_config("googlenet-szegedy2014", {**FEW_STEPS, "dataset": "cifar10", "model": model,
                                                    "model_options": options, "output": str(tmp_path),

@@ -52,3 +52,18 @@ def test_quiet_prints_the_result_only_and_a_finished_run_is_not_resumed(tmp_path
     assert main(["train", "--resume", str(run_dir)]) == 0
     assert "has finished its 1 epoch (summary.json" in capsys.readouterr().out
     assert (run_dir / "summary.json").read_text() == summary
+
+
+@pytest.mark.parametrize("name", ["resnet56", "mobilenet_v3_small", "googlenet_bn"])
+def test_list_counts_the_same_macs_with_batch_norm_left_out(name):
+    import torch
+
+    from papernets.cli.models_commands import without_batch_norm
+    from papernets.models import create_model, get_model_entry
+    from papernets.models.summary import count_macs
+
+    input_size = get_model_entry(name).input_size
+    with torch.device("meta"):
+        full, stripped = create_model(name), without_batch_norm(create_model(name))
+    assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in stripped.modules())
+    assert count_macs(stripped, input_size) == count_macs(full, input_size)
