@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from papernets.errors import PapernetsError, WriteError
+from papernets.errors import RunFolderBusy, WriteError
 
 try:
     import fcntl
@@ -90,10 +90,6 @@ def remove_stale_temporaries(path: Path) -> None:
     the link)."""
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
         stale.unlink(missing_ok=True)
-
-
-class RunFolderBusy(PapernetsError):
-    """Another papernets process holds the run folder."""
 
 
 class RunLock:
