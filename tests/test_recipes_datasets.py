@@ -52,8 +52,15 @@ def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
-@pytest.mark.parametrize("dataset", sorted(DATASETS))
-@pytest.mark.parametrize("recipe", list_recipes())
+# The large-image networks take seconds a run: the quick loop (`-m "not slow"`) trains them on cifar10 alone.
+HEAVY_RECIPES = {"vgg-simonyan2014", "googlenet-szegedy2014"}
+RECIPE_DATASET_PAIRS = [
+    pytest.param(recipe, dataset, id=f"{recipe}-{dataset}",
+                 marks=[pytest.mark.slow] if recipe in HEAVY_RECIPES and dataset != "cifar10" else [])
+    for recipe in list_recipes() for dataset in sorted(DATASETS)]
+
+
+@pytest.mark.parametrize("recipe, dataset", RECIPE_DATASET_PAIRS)
 def test_each_recipe_trains_on_each_dataset_with_the_augmentation_its_labels_allow(
         recipe, dataset, tmp_path, used_augmentations, capsys):
     config = load_config(recipe, {**FEW_STEPS, "dataset": dataset, "output": str(tmp_path)})

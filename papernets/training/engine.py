@@ -232,7 +232,8 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str 
     path = Path(path)
     if path.is_dir():
         path = path / BEST_CHECKPOINT
-    result, checkpoint, images = _evaluate_checkpoint(path, split, data_dir, device)
+    result, checkpoint, evaluated, _ = _evaluate_checkpoint(path, split, data_dir, device)
+    images = len(evaluated.labels)
     return {"checkpoint": str(path), "model": checkpoint["model"], "dataset": checkpoint["dataset"],
             "split": split, "accuracy": result.accuracy, "top5_accuracy": result.top5_accuracy, "loss": result.loss,
             "images": images, "correct": round(result.accuracy * images), "epoch": checkpoint["epoch"]}
@@ -241,15 +242,15 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str 
 def save_test_predictions(run_dir: Path) -> Path:
     """predictions.npz for a finished run folder that lacks it (written before training saved it)."""
     path = read_run(run_dir).best_checkpoint
-    result, checkpoint, _ = _evaluate_checkpoint(path, "test", None, "auto", keep_probabilities=True)
-    data = prepare_data(config_from_dict(checkpoint["config"]), normalization=checkpoint["normalization"])
+    result, _, test, class_names = _evaluate_checkpoint(path, "test", None, "auto", keep_probabilities=True)
     predictions = Path(run_dir) / PREDICTIONS_FILE
-    Predictions.of(result.probabilities, data.test.labels, data.class_names, data.test.images).save(predictions)
+    Predictions.of(result.probabilities, test.labels, class_names, test.images).save(predictions)
     return predictions
 
 
 def _evaluate_checkpoint(path: Path, split: str, data_dir: str | None, device: str,
-                         keep_probabilities: bool = False) -> tuple[Evaluation, dict, int]:
+                         keep_probabilities: bool = False) -> tuple[Evaluation, dict, object, list[str]]:
+    """(the evaluation, the checkpoint's fields, the split evaluated (data.ArraySplit), the class names)."""
     model, checkpoint = model_for_evaluation(path)
     config = replace(config_from_dict(checkpoint["config"]), data_dir=data_dir or checkpoint["config"]["data_dir"])
     if split == "val" and config.val_size == 0:
@@ -263,7 +264,7 @@ def _evaluate_checkpoint(path: Path, split: str, data_dir: str | None, device: s
     model = model.to(torch_device, memory_format=memory_format)
     result = evaluate(model, loader, device=torch_device, amp_dtype=amp_dtype, tta_flip=config.eval_tta_flip,
                       keep_probabilities=keep_probabilities)
-    return result, checkpoint, len(chosen.labels)
+    return result, checkpoint, chosen, data.class_names
 
 
 # ---------------------------------------------------------------------------------------------------------
