@@ -15,6 +15,9 @@ and records each change in `adjustments` (printed at the start of the run, saved
 - the data set's label constraints win over the recipe's augmentation: no mirroring where a mirrored image
   shows another class (MNIST);
 - `pretrained` (torchvision weights) keeps a large-image model's full-size stem on small images.
+
+Each field declares its kind (`FieldKind`): what it means for a resumed run and for `compare` is read from
+here. The config sits below training and analysis, which both read it.
 """
 
 import copy

@@ -292,6 +292,7 @@ def test_the_report_is_rebuilt_from_saved_predictions(trained_run, monkeypatch):
     assert (trained_run / "report.md").read_text() == before
 
 
+@pytest.mark.slow
 def test_a_run_folder_without_predictions_gets_them_from_its_best_checkpoint(trained_run, tmp_path):
     """A report only reads predictions.npz; `papernets report` on an older run folder without it evaluates the
     best checkpoint through the one evaluation path first, giving what training saved."""
@@ -307,6 +308,7 @@ def test_a_run_folder_without_predictions_gets_them_from_its_best_checkpoint(tra
     assert np.array_equal(saved.mistake_indices, evaluated.mistake_indices)
 
 
+@pytest.mark.slow
 def test_report_equals_summary_on_the_fast_recipe_with_bf16_channels_last_and_flip_averaging(tmp_path):
     """The path the fast recipe trains on (bf16 autocast, channels_last, flip test-time averaging): the test
     accuracy in summary.json, the report's confusion matrix, predictions.npz and `papernets eval` agree exactly,

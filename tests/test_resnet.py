@@ -91,7 +91,8 @@ def test_imagenet_params_and_macs(name):
         assert abs(counted_v1_5 - table_1_macs) > 0.2e9
 
 
-@pytest.mark.parametrize("name", list(CIFAR))
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name == "resnet1202" else name
+                                  for name in CIFAR])  # resnet1202 alone takes seconds
 def test_cifar_params_and_macs(name):
     params, macs_millions = CIFAR[name]
     counted_params, counted_macs = params_and_macs(name, 32)

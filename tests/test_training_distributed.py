@@ -24,7 +24,7 @@ momentum = 0.9
 weight_decay = 5e-4
 schedule = "cosine"
 """
-pytestmark = pytest.mark.real_data("fashion-mnist")
+pytestmark = [pytest.mark.real_data("fashion-mnist"), pytest.mark.slow]  # torchrun: two processes start
 
 
 def run_arguments() -> list[str]:
