@@ -274,10 +274,11 @@ def write_report(run_dir: str | Path, html: bool = False) -> Path:
     model, dataset = run.summary["model"], run.summary["dataset"]
     title = f"{model} on {dataset}"
     document = Document(f"{title} — run {run.name}")
+    epochs = run.summary.get("epochs", len(run.metrics))
     document.paragraph(
         f"Test accuracy **{percent(run.summary['test_accuracy'])}** from the best-validation checkpoint; best "
         f"validation accuracy {percent(run.summary.get('best_val_accuracy'))}; "
-        f"{run.summary.get('epochs', len(run.metrics))} epochs in {duration(run.summary['wall_seconds'])}; "
+        f"{epochs} epoch{'' if epochs == 1 else 's'} in {duration(run.summary['wall_seconds'])}; "
         f"recipe `{run.summary.get('recipe', run.config.get('recipe'))}`, seed {run.summary.get('seed')}.")
 
     calibration = Calibration.of(predictions)
