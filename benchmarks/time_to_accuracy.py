@@ -22,7 +22,7 @@ from common import ROOT, append_entry, hardware, load_average, markdown_table, m
 
 # Published points per data set (docs/REFERENCE.md quotes each source).
 PUBLISHED = {
-    "mnist": ("LeNet-5 99.05% (0.95% test error, LeCun et al. 1998, Sec. III.C); 99% in 0.76 s on one GPU "
+    "mnist": ("LeNet-5 99.05% (0.95% test error, LeCun et al. 1998, Sec. III.B); 99% in 0.76 s on one GPU "
               "(tuomaso/train-mnist-fast README)"),
     "fashion-mnist": ("ResNet18 94.9%, MobileNet 95.0%, WRN-28-10 + random erasing 96.3%, 2 conv layers < 100K "
                       "params 92.5% (Zalando's benchmark table, zalandoresearch/fashion-mnist README; submitted, "

@@ -6,8 +6,21 @@ Recipe files are flat `field = value` tables, plus two sub-tables: `[augmentatio
 builder). On the command line these read `--set augmentation.flip=false` and `--set model_options.dropout=0.3`.
 A recipe may also adjust fields for some models: `[models."lenet5*"]` holds fields applied, after the rest of
 the recipe and before the command line, when the model's name matches the fnmatch pattern.
+
+Resolving a recipe for one run (`load_config`) keeps the recipe's intent when the command line changes it,
+and records each change in `adjustments` (printed at the start of the run, saved in config.json):
+- the schedule keeps its shape when the run's length changes: milestones and step_size scale with
+  `--epochs` (warm-up given as `warmup_fraction` scales by itself; `warmup_steps` is a fixed count);
+- a linear warm-up keeps its start-to-peak ratio when `--lr` changes the peak;
+- the data set's label constraints win over the recipe's augmentation: no mirroring where a mirrored image
+  shows another class (MNIST);
+- `pretrained` (torchvision weights) keeps a large-image model's full-size stem on small images.
+
+Each field declares its kind (`FieldKind`): what it means for a resumed run and for `compare` is read from
+here. The config sits below training and analysis, which both read it.
 """
 
+import copy
 import dataclasses
 import enum
 import fnmatch
@@ -39,8 +52,8 @@ FIELD_RANGES = {
     "val_size": (0, BILLION), "train_size": (0, BILLION), "test_size": (0, BILLION),
     "lr": (0.0, 100.0), "momentum": (0.0, 1.0), "weight_decay": (0.0, 1.0), "depthwise_weight_decay": (0.0, 1.0),
     "adam_betas": (0.0, 1.0), "rmsprop_decay": (0.0, 1.0), "optimizer_eps": (1e-30, 1.0),
-    "milestones": (1, BILLION), "lr_values": (0.0, 100.0), "gamma": (0.0, 1.0), "step_size": (0, BILLION),
-    "final_lr_fraction": (0.0, 1.0), "warmup_steps": (0, BILLION), "warmup_lr": (0.0, 100.0),
+    "milestones": (0.0, BILLION), "lr_values": (0.0, 100.0), "gamma": (0.0, 1.0), "step_size": (0, BILLION),
+    "final_lr_fraction": (0.0, 1.0), "warmup_steps": (0, BILLION), "warmup_fraction": (0.0, 1.0), "warmup_lr": (0.0, 100.0),
     "plateau_patience": (1, 1_000_000), "plateau_max_reductions": (0, 1000), "label_smoothing": (0.0, 1.0),
     "aux_loss_weights": (0.0, 100.0), "distill_temperature": (1e-3, 1000.0), "distill_alpha": (0.0, 1.0),
     "threads": (0, 1024), "checkpoint_every_steps": (0, BILLION), "log_every_steps": (1, BILLION),
@@ -86,6 +99,7 @@ class TrainConfig:
     model: str = experiment("")
     dataset: str = experiment("")
     model_options: dict = experiment(factory=dict)  # keyword options of the model builder
+    pretrained: str = experiment("")  # a torchvision state dict (.pth) to start from; the head is replaced
     recipe: str = experiment("")  # the recipe name or file this config came from
     source: str = experiment("")  # the paper or note the recipe follows
     seed: int = experiment(0)  # compare treats runs that differ only in their seed as repeats
@@ -118,15 +132,17 @@ class TrainConfig:
     sdlm_mu: float = experiment(0.02)  # sdlm: step size lr / (sdlm_mu + h_kk) (LeCun et al. 1998, Appendix C)
     sdlm_samples: int = experiment(500)  # sdlm: training images h_kk is estimated on before each epoch
 
-    # Learning-rate schedule. Milestones and step sizes count `schedule_unit`s; warm-up counts iterations.
+    # Learning-rate schedule. Milestones and step sizes count `schedule_unit`s (fractions allowed: they scale
+    # with the run's length); warm-up counts iterations or a fraction of the run.
     schedule: str = experiment("constant")
     schedule_unit: str = experiment("epoch")
-    milestones: list[int] = experiment(factory=list)  # multistep, piecewise
+    milestones: list[float] = experiment(factory=list)  # multistep, piecewise
     lr_values: list[float] = experiment(factory=list)  # piecewise: one more value than milestones
     gamma: float = experiment(0.1)  # step, multistep, plateau: lr factor
-    step_size: int = experiment(0)  # step: units between two lr changes
+    step_size: float = experiment(0)  # step: units between two lr changes
     final_lr_fraction: float = experiment(0.0)  # cosine, linear: lr at the end, as a fraction of lr
-    warmup_steps: int = experiment(0)  # iterations of warm-up before the schedule starts
+    warmup_steps: int = experiment(0)  # iterations of warm-up before the schedule starts (a fixed count)
+    warmup_fraction: float = experiment(0.0)  # or: warm-up as this fraction of the run's iterations
     warmup_lr: float = experiment(0.0)  # lr at the start of warm-up
     warmup_shape: str = experiment("linear")  # linear: warmup_lr rising to lr; constant: warmup_lr throughout
     plateau_patience: int = experiment(2)  # plateau: epochs without a better val accuracy before lr *= gamma
@@ -159,6 +175,9 @@ class TrainConfig:
     html: bool = resumable(False)
     tensorboard: bool = resumable(False)
 
+    # Set by load_config: what fitting the recipe to this run changed, and why (follows from the fields above).
+    adjustments: list[str] = execution(factory=list)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -173,6 +192,11 @@ def fields_of_kind(*kinds: FieldKind) -> set[str]:
 
 def list_recipes() -> list[str]:
     return sorted(path.stem for path in RECIPES_DIR.glob("*.toml"))
+
+
+def default_recipe(dataset: str | None) -> str | None:
+    """The data set's fast recipe (`fast-<dataset>`), used when no recipe is named; None where there is none."""
+    return f"fast-{dataset}" if dataset and (RECIPES_DIR / f"fast-{dataset}.toml").is_file() else None
 
 
 def recipe_path(recipe: str) -> Path:
@@ -196,7 +220,7 @@ def read_recipe(recipe: str) -> dict:
         raise ConfigError(f"Recipe {path} nests arrays or tables too deeply to read; fix the file.") from None
 
 
-def _type_name(expected) -> str:
+def type_name(expected) -> str:
     return getattr(expected, "__name__", None) or str(expected).replace("typing.", "")
 
 
@@ -211,7 +235,7 @@ def check_type(name: str, value, expected):
     if origin is list:
         (item_type,) = typing.get_args(expected)
         if not isinstance(value, list):
-            raise ConfigError(f"{name} must be a list of {_type_name(item_type)}, e.g. [1, 2]; got {value!r}.")
+            raise ConfigError(f"{name} must be a list of {type_name(item_type)}, e.g. [1, 2]; got {value!r}.")
         return [check_type(f"{name}[{index}]", item, item_type) for index, item in enumerate(value)]
     if expected is dict:
         if not isinstance(value, dict):
@@ -222,7 +246,7 @@ def check_type(name: str, value, expected):
     if expected is float and isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number; got {value!r}.")
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise ConfigError(f"{name} must be of type {_type_name(expected)}; got {value!r}.")
+        raise ConfigError(f"{name} must be of type {type_name(expected)}; got {value!r}.")
     return value
 
 
@@ -262,7 +286,7 @@ def apply(values: dict, config: TrainConfig, origin: str) -> TrainConfig:
             close = [field_name for field_name in FIELD_TYPES if field_name.startswith(name[:4])]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise ConfigError(f"{origin}: {name!r} is not a training config field{hint}; "
-                              "`papernets train --help` lists them.")
+                              "`papernets train --help` lists them and --print-config shows their values.")
         if name == "augmentation":
             value = {**config.augmentation, **check_augmentation(value, origin)}
         elif name == "model_options":
@@ -328,9 +352,12 @@ def check_augmentation_fits(augmentation: dict, input_size: tuple[int, int, int]
 
 
 def load_config(recipe: str | None = None, overrides: dict | None = None) -> TrainConfig:
-    """The defaults, then the recipe, then the overrides; validated."""
+    """The defaults, then the recipe (with its sections for this model), then the overrides; then the recipe's
+    schedule fitted to the run and the data set's label constraints applied (see the module docstring);
+    validated."""
     config = TrainConfig()
     overrides = dict(overrides or {})
+    recipe_config = None
     if recipe:
         values = read_recipe(recipe)
         values.pop("name", None)
@@ -342,9 +369,16 @@ def load_config(recipe: str | None = None, overrides: dict | None = None) -> Tra
         model = overrides.get("model", config.model)
         for pattern, model_values in per_model.items():
             if fnmatch.fnmatchcase(str(model), pattern):
+                replace_warmup_kind(config, model_values)
                 apply(model_values, config, f"recipe {recipe}, [models.{pattern!r}]")
         config.recipe = recipe
+        recipe_config = copy.deepcopy(config)
     apply_overrides(overrides, config)
+    if recipe_config is not None:
+        fit_schedule(config, recipe_config, overrides)
+    apply_label_constraints(config, overrides)
+    if config.pretrained:
+        keep_torchvision_layout(config)
     validate(config)
     return config
 
@@ -356,7 +390,81 @@ def apply_overrides(overrides: dict, config: TrainConfig) -> TrainConfig:
         config.iterations = 0
     if overrides.get("iterations"):
         config.epochs = 0
+    replace_warmup_kind(config, overrides)
     return apply(overrides, config, "command line")
+
+
+def keep_torchvision_layout(config: TrainConfig):
+    """Weights from torchvision fit the full-size stem only, so a model designed for large images keeps it on
+    small ones too (the registry would otherwise choose small_input=True below 64 pixels)."""
+    from papernets.models import get_model_entry
+
+    if not get_model_entry(config.model).designed_for_small_input and "small_input" not in config.model_options:
+        config.model_options["small_input"] = False
+        config.adjustments.append("model_options.small_input off: torchvision's weights (--pretrained) fit the "
+                                  "full-size stem")
+
+
+def replace_warmup_kind(config: TrainConfig, values: dict):
+    """A later layer (a recipe's model section, the command line) that gives the warm-up in steps replaces an
+    earlier one given as a fraction, and the other way round."""
+    if values.get("warmup_steps"):
+        config.warmup_fraction = 0.0
+    if values.get("warmup_fraction"):
+        config.warmup_steps = 0
+
+
+def _length(config: TrainConfig) -> tuple[int, str]:
+    return (config.epochs, "epochs") if config.epochs else (config.iterations, "iterations")
+
+
+def fit_schedule(config: TrainConfig, recipe_config: TrainConfig, overrides: dict):
+    """Keep the recipe's schedule in shape when the command line changes the run's length or peak lr; values
+    the command line sets itself are kept as given."""
+    (length, unit), (recipe_length, recipe_unit) = _length(config), _length(recipe_config)
+    timed = config.schedule in ("step", "multistep", "piecewise")
+    scaled = [name for name in ("milestones", "step_size") if name not in overrides and getattr(config, name)]
+    if timed and scaled and length != recipe_length and recipe_length:
+        if unit != recipe_unit:
+            raise ConfigError(f"recipe {config.recipe} times its lr schedule over {recipe_length} {recipe_unit}; "
+                              f"give the run's length in {recipe_unit} too (e.g. --{recipe_unit} N) so that the "
+                              "schedule scales with it.")
+        factor = length / recipe_length
+        for name in scaled:
+            value = getattr(config, name)
+            setattr(config, name, [round(item * factor, 4) for item in value] if isinstance(value, list)
+                    else round(value * factor, 4))
+            config.adjustments.append(f"{name} scaled to {length} of the recipe's {recipe_length} {unit}: "
+                                      f"{value} -> {getattr(config, name)}")
+    warmup = config.warmup_steps or config.warmup_fraction
+    if warmup and "lr" in overrides and "warmup_lr" not in overrides and config.warmup_lr:
+        warmup_lr = round(config.warmup_lr * config.lr / recipe_config.lr, 10)
+        config.adjustments.append(f"warmup_lr {config.warmup_lr:g} scaled with the peak lr "
+                                  f"({recipe_config.lr:g} -> {config.lr:g}) to {warmup_lr:g}")
+        config.warmup_lr = warmup_lr
+
+
+def apply_label_constraints(config: TrainConfig, overrides: dict):
+    """A data set's labels win over a recipe's augmentation: no mirroring where a mirrored image shows another
+    class. The recipe's flips are dropped (and the run says so); flips asked for on the command line are refused."""
+    from papernets.data.catalog import DATASETS
+
+    spec = DATASETS.get(config.dataset)
+    if spec is None or spec.mirroring_keeps_labels:
+        return
+    asked = {"augmentation.flip": overrides.get("augmentation", {}).get("flip"),
+             "eval_tta_flip": overrides.get("eval_tta_flip")}
+    for name, value in asked.items():
+        if value:
+            raise ConfigError(f"{name}=true mirrors {spec.name}'s images, and a mirrored {spec.name} image can show "
+                              "another class; drop it.")
+    reason = f"a mirrored {spec.name} image can show another class"
+    if config.augmentation.get("flip"):
+        config.augmentation["flip"] = False
+        config.adjustments.append(f"augmentation.flip off for {spec.name}: {reason}")
+    if config.eval_tta_flip:
+        config.eval_tta_flip = False
+        config.adjustments.append(f"eval_tta_flip off for {spec.name}: {reason}")
 
 
 def config_from_dict(values: dict) -> TrainConfig:
@@ -409,6 +517,12 @@ def validate(config: TrainConfig) -> TrainConfig:
     _require(0 < config.gamma <= 1, f"gamma must be in (0, 1], got {config.gamma}.")
     _require(0 <= config.final_lr_fraction <= 1, "final_lr_fraction must be in [0, 1].")
     _require(config.warmup_steps >= 0 and config.warmup_lr >= 0, "warmup_steps and warmup_lr must be >= 0.")
+    _require(0 <= config.warmup_fraction < 1, f"warmup_fraction must be in [0, 1), got {config.warmup_fraction}.")
+    _require(not (config.warmup_steps and config.warmup_fraction),
+             "Give the warm-up as warmup_steps or as warmup_fraction, not both; set the other to 0.")
+    _require(not (config.warmup_steps or config.warmup_fraction) or config.warmup_lr <= config.lr,
+             f"warmup_lr {config.warmup_lr:g} is above the peak lr {config.lr:g}, so the warm-up would lower the "
+             "rate; set warmup_lr below lr (e.g. --set warmup_lr=0).")
     _require(config.warmup_shape in WARMUP_SHAPES, f"warmup_shape must be one of {', '.join(WARMUP_SHAPES)}.")
     _require(config.schedule != "plateau" or config.val_size > 0,
              "The plateau schedule watches validation accuracy, so it needs val_size > 0.")

@@ -54,9 +54,11 @@ class Distributed:
             return rows
         shards = [None] * self.world_size
         dist.all_gather_object(shards, rows)
-        gathered = np.empty((sum(len(shard) for shard in shards), *rows.shape[1:]), dtype=rows.dtype)
+        shape = next((shard.shape[1:] for shard in shards if len(shard)), rows.shape[1:])
+        gathered = np.empty((sum(len(shard) for shard in shards), *shape), dtype=rows.dtype)
         for rank, shard in enumerate(shards):
-            gathered[rank::self.world_size] = shard
+            if len(shard):
+                gathered[rank::self.world_size] = shard
         return gathered
 
     def broadcast_buffers(self, model: nn.Module):

@@ -30,3 +30,7 @@ class TrainingError(PapernetsError):
 
 class WriteError(PapernetsError):
     """A file papernets could not write: a read-only folder, a full disk, a name the file system refuses."""
+
+
+class RunFolderBusy(PapernetsError):
+    """A run folder another papernets process is writing into (`papernets.files.RunLock`)."""

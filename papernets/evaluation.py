@@ -70,6 +70,7 @@ def evaluate(model: nn.Module, loader, *, device: torch.device, amp_dtype: torch
     model.train(was_training)
     probabilities = None
     if keep_probabilities:
+        # A rank can hold no example when the split has fewer images than there are ranks.
         shard = torch.cat(kept).numpy() if kept else np.zeros((0, 0), np.float32)
         probabilities = distributed.gather_interleaved(shard)
     return Evaluation(loss=loss_sum / count, accuracy=top1 / count, top5_accuracy=top5 / count,

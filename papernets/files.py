@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from papernets.errors import PapernetsError, WriteError
+from papernets.errors import RunFolderBusy, WriteError
 
 try:
     import fcntl
@@ -26,6 +26,13 @@ except ImportError:  # not POSIX: run folders are not locked against concurrent 
     fcntl = None
 
 DEFAULT_ADVICE = "free disk space or choose a writable folder"
+NEW_FILE_MODE = 0o666  # before the umask, as open() creates files
+
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def write_failure(path: Path, error: OSError, advice: str = DEFAULT_ADVICE) -> WriteError:
@@ -49,6 +56,7 @@ def atomic_write(path: str | Path, advice: str = DEFAULT_ADVICE, keep_previous: 
     path = Path(path)
     try:
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(descriptor, NEW_FILE_MODE & ~current_umask())  # mkstemp's 0600 would hide results from others
     except OSError as error:
         raise write_failure(path, error, advice) from None
     try:
@@ -82,10 +90,6 @@ def remove_stale_temporaries(path: Path) -> None:
     the link)."""
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
         stale.unlink(missing_ok=True)
-
-
-class RunFolderBusy(PapernetsError):
-    """Another papernets process holds the run folder."""
 
 
 class RunLock:

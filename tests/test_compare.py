@@ -96,3 +96,14 @@ def test_a_corrupt_summary_is_one_line_and_exit_2(run_dirs, capsys):
     assert main(["compare", *map(str, run_dirs)]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "cannot be read as JSON" in error
+
+
+def test_an_unfinished_run_gets_a_marked_row_instead_of_failing_the_table(run_dirs, tmp_path, capsys):
+    training = tmp_path / "training"
+    training.mkdir()
+    (training / "config.json").write_text(json.dumps({"model": "resnet20", "dataset": "cifar10", "recipe": "",
+                                                      "seed": 3, "epochs": 10, "iterations": 0}))
+    (training / "metrics.csv").write_text("epoch,step,train_loss\n1,10,2.0\n2,20,1.5\n")
+    assert main(["compare", *map(str, run_dirs), str(training)]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]  # no test accuracy: sorted last
+    assert last.startswith("training (unfinished: epoch 2 of 10)") and "resnet20" in last and "cifar10" in last

@@ -166,3 +166,21 @@ def test_paper_counts_are_for_one_channel_and_ten_classes():
 def test_images_larger_than_32_pixels_are_refused():
     with pytest.raises(ModelError, match="at most 32x32"):
         create_model("lenet5")(torch.zeros(1, 1, 33, 32))
+
+
+@pytest.mark.parametrize("name", ["lenet5", "lenet5_modern"])
+def test_small_images_are_centred_in_a_field_of_their_background_not_the_data_mean(name):
+    # Fashion-MNIST-like normalisation: pixel 0 becomes -0.81 (mean 0.286, std 0.353), the background.
+    torch.manual_seed(0)
+    raw = torch.zeros(2, 1, 28, 28)
+    raw[:, :, 6:22, 8:20] = torch.rand(2, 1, 16, 12)
+    normalized = (raw - 0.286) / 0.353
+    padded = create_model(name).features.pad(normalized)
+    assert padded.shape == (2, 1, 32, 32)
+    border = torch.cat([padded[..., :2, :].flatten(), padded[..., -2:, :].flatten(),
+                        padded[..., :, :2].flatten(), padded[..., :, -2:].flatten()])
+    assert torch.allclose(border, torch.tensor(-0.286 / 0.353))
+    assert torch.allclose(padded[..., 2:30, 2:30], normalized, atol=1e-6)
+    model = create_model(name).eval()
+    explicit = F.pad(raw, (2, 2, 2, 2))  # the 32x32 field of background, normalised like the image
+    assert torch.allclose(model(normalized), model((explicit - 0.286) / 0.353), atol=1e-5)

@@ -52,17 +52,20 @@ def test_data_info_shows_the_official_sizes_and_statistics(mnist_dir, capsys):
     assert info["default_augmentation"]["flip"] is False  # a mirrored digit is another symbol
 
 
+@pytest.mark.slow
 def test_lenet5_modern_learns_mnist(modern_run):
     summary = json.loads((modern_run / "summary.json").read_text())
     assert summary["dataset"] == "mnist" and summary["model"] == "lenet5_modern"
     assert summary["test_accuracy"] >= MODERN_FLOOR, summary["test_accuracy"]
 
 
+@pytest.mark.slow
 def test_faithful_lenet5_learns_mnist(tmp_path):
     summary = json.loads((train("lenet5", tmp_path) / "summary.json").read_text())
     assert summary["test_accuracy"] >= FAITHFUL_FLOOR, summary["test_accuracy"]
 
 
+@pytest.mark.slow
 def test_predict_on_png_files_of_mnist_test_digits(modern_run, mnist_dir, tmp_path, capsys):
     from papernets.data import load_dataset
 

@@ -7,15 +7,17 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from papernets.models import count_parameters, summarize
-from papernets.models import create_model, list_models
+from papernets.models import count_parameters, create_model, list_models, summarize
 
 INPUT_SIZES = [(1, 28, 28), (3, 32, 32)]
 BATCH = 2
+# The deepest networks take most of this file's time; the quick loop (`-m "not slow"`) leaves them out.
+DEEPEST = {"resnet101", "resnet152", "resnet1202"}
+MODELS = [pytest.param(name, marks=pytest.mark.slow) if name in DEEPEST else name for name in list_models()]
 
 
 @pytest.mark.parametrize("input_size", INPUT_SIZES, ids=lambda size: "x".join(map(str, size)))
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", MODELS)
 def test_forward_backward_eval_logits_and_meta_counts(name, input_size):
     torch.manual_seed(0)
     model = create_model(name, num_classes=10, input_size=input_size).train()

@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 from kill_anywhere import (KillPlan, ProcessServer, Workload, differences, read_metrics,  # noqa: E402
                            resume_command, run_trial)
 
+pytestmark = pytest.mark.slow  # child processes killed and resumed, many training runs
+
 # 2 epochs of 16 steps on Fashion-MNIST images, a checkpoint every 4 steps.
 WORKLOAD = Workload(epochs=2, train_size=1024, val_size=256, test_size=256, checkpoint_every_steps=4)
 

@@ -27,8 +27,9 @@ from hypothesis import strategies as st
 from generated_data import generated_dataset, valid_checkpoint
 from papernets.cli import main
 from papernets.data.readers import read_idx
-from papernets.errors import CheckpointError, ModelError, PapernetsError, TrainingError, WriteError
-from papernets.files import RunFolderBusy, RunLock, atomic_write, write_text
+from papernets.errors import (CheckpointError, ModelError, PapernetsError, RunFolderBusy, TrainingError,
+                              WriteError)
+from papernets.files import RunLock, atomic_write, write_text
 from papernets.runs import checkpoint as checkpoints
 from papernets.runs.checkpoint import (load_checkpoint, model_from_checkpoint, previous_path, restore_training,
                                        save_checkpoint)

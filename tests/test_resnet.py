@@ -91,7 +91,8 @@ def test_imagenet_params_and_macs(name):
         assert abs(counted_v1_5 - table_1_macs) > 0.2e9
 
 
-@pytest.mark.parametrize("name", list(CIFAR))
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name == "resnet1202" else name
+                                  for name in CIFAR])  # resnet1202 alone takes seconds
 def test_cifar_params_and_macs(name):
     params, macs_millions = CIFAR[name]
     counted_params, counted_macs = params_and_macs(name, 32)
@@ -191,10 +192,9 @@ def test_torchvision_weights_give_identical_logits_with_v1_5(name):
         logits = model(image)
     assert expected.abs().max() > 0.1
     assert torch.allclose(logits, expected, atol=1e-5)
-    if name == "resnet50":  # the paper's stride placement takes the same weights but computes something else
-        paper = load_torchvision_state_dict(create_model(name), reference.state_dict()).eval()
-        with torch.no_grad():
-            assert not torch.allclose(paper(image), expected, atol=1e-3)
+    if name == "resnet50":  # the paper's stride placement would take the same weights and compute something else
+        with pytest.raises(ModelError, match="build it with v1_5=True"):
+            load_torchvision_state_dict(create_model(name), reference.state_dict())
 
 
 def test_torchvision_weights_refused_by_a_different_stem():

@@ -62,3 +62,39 @@ def test_a_resumed_run_refuses_a_change_of_recipe(tmp_path, capsys):
 def test_eval_of_a_missing_checkpoint(tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(tmp_path / "nothing.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_resume_policy_reads_the_config_field_kinds():
+    """A resumed run may change the `resumable` fields and nothing else, whatever the field."""
+    from papernets.cli.train_commands import resumed_config
+    from papernets.config import FIELD_KINDS, FieldKind, TrainConfig
+    from papernets.errors import ConfigError
+
+    saved = TrainConfig(model="lenet5_modern", dataset="fashion-mnist", epochs=2).to_dict()
+    changes = {"epochs": 3, "threads": 1, "output": "elsewhere", "log_every_steps": 7, "report": False}
+    assert all(FIELD_KINDS[name] is FieldKind.RESUMABLE for name in changes)
+    resumed = resumed_config(saved, dict(changes))
+    assert (resumed.epochs, resumed.threads, resumed.output, resumed.log_every_steps) == (3, 1, "elsewhere", 7)
+    for refused in ({"lr": 0.5}, {"channels_last": True}, {"seed": 1}):  # experiment, execution, experiment
+        with pytest.raises(ConfigError, match=f"{next(iter(refused))} cannot change"):
+            resumed_config(saved, dict(refused))
+
+
+@pytest.mark.real_data("fashion-mnist")
+def test_a_report_that_fails_after_training_is_an_error_naming_the_complete_run(tmp_path, capsys, monkeypatch):
+    """The command line chains train -> report; the report's failure is exit 2 with one sentence, not a warning."""
+    import papernets.analysis.report as report
+    from papernets.runs.reader import RunFolderError
+    from conftest import dataset_flags
+
+    def failing_report(run_dir, html=False):
+        raise RunFolderError(f"{run_dir}/metrics.csv lacks val_acc; train the run again.")
+
+    monkeypatch.setattr(report, "write_report", failing_report)
+    status = main(["train", "--model", "lenet5_modern", *dataset_flags("fashion-mnist"), "--epochs", "1",
+                   "--output", str(tmp_path), "--quiet", "--set", "train_size=256", "val_size=64", "test_size=64",
+                   "threads=1", "amp=off", "run_name=run"])
+    error = capsys.readouterr().err.strip()
+    assert status == 2 and len(error.splitlines()) == 1
+    assert f"{tmp_path / 'run'} is complete, but its report failed" in error and "lacks val_acc" in error
+    assert (tmp_path / "run" / "summary.json").is_file()

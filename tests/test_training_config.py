@@ -35,18 +35,20 @@ def test_every_recipe_loads_validates_and_cites_its_source(recipe):
 def test_resnet_recipe_has_the_papers_numbers():
     resnet = load_config("resnet-cifar-he2015", {"dataset": "cifar10"})
     assert (resnet.batch_size, resnet.lr, resnet.momentum, resnet.weight_decay) == (128, 0.1, 0.9, 1e-4)
-    assert (resnet.milestones, resnet.iterations, resnet.schedule_unit) == ([32000, 48000], 64000, "iteration")
-    assert resnet.val_size == 5000
-    schedule = LearningRateSchedule(resnet, steps_per_epoch=351, total_steps=64000)
-    assert [schedule.lr(step) for step in (0, 31999, 32000, 47999, 48000, 63999)] == pytest.approx(
-        [0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    # 32k, 48k, 64k iterations at 351 iterations per epoch (45,000 images, batch 128) are epochs 91.2, 136.8, 182.3.
+    assert (resnet.milestones, resnet.epochs, resnet.schedule_unit) == ([91, 137], 182, "epoch")
+    assert resnet.val_size == 5000 and resnet.warmup_steps == 0
+    schedule = LearningRateSchedule(resnet, steps_per_epoch=351, total_steps=182 * 351)
+    assert [schedule.lr(step) for step in (0, 91 * 351 - 1, 91 * 351, 137 * 351 - 1, 137 * 351)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 0.001])
 
 
-def test_resnet110_warm_up_is_a_constant_lr_for_a_fixed_number_of_steps():
-    warm = load_config("resnet-cifar-he2015", {"dataset": "cifar10", "warmup_steps": 400, "warmup_lr": 0.01,
-                                               "warmup_shape": "constant"})
-    schedule = LearningRateSchedule(warm, steps_per_epoch=351, total_steps=64000)
+def test_resnet110_gets_the_papers_warm_up_from_the_recipe_and_resnet20_does_not():
+    warm = load_config("resnet-cifar-he2015", {"dataset": "cifar10", "model": "resnet110"})
+    schedule = LearningRateSchedule(warm, steps_per_epoch=351, total_steps=182 * 351)
     assert [schedule.lr(step) for step in (0, 399, 400)] == pytest.approx([0.01, 0.01, 0.1])
+    assert "warm-up 0.01 for 400 steps" in schedule.describe()
+    assert load_config("resnet-cifar-he2015", {"dataset": "cifar10", "model": "resnet56"}).warmup_steps == 0
 
 
 def test_lenet_recipe_follows_the_papers_pass_schedule():
@@ -61,7 +63,7 @@ def test_googlenet_and_vgg_recipes():
     googlenet = load_config("googlenet-szegedy2014", {"dataset": "cifar10"})
     schedule = LearningRateSchedule(googlenet, steps_per_epoch=5, total_steps=5 * 64)
     assert schedule.lr(5 * 8) == pytest.approx(0.01 * 0.96) and schedule.lr(5 * 8 - 1) == pytest.approx(0.01)
-    assert googlenet.aux_loss_weights == [0.3, 0.3]
+    assert googlenet.aux_loss_weights == []  # the model's own, one per auxiliary head (engine test)
     vgg = load_config("vgg-simonyan2014", {"dataset": "cifar10"})
     assert (vgg.batch_size, vgg.lr, vgg.weight_decay, vgg.epochs, vgg.schedule) == (256, 0.01, 5e-4, 74, "plateau")
 
@@ -188,3 +190,44 @@ def test_a_recipe_can_adjust_fields_for_some_models(tmp_path):
     recipe.write_text('model = "lenet5"\ndataset = "mnist"\nepochs = 2\n[models."lenet5"]\nlearning_rate = 1\n')
     with pytest.raises(ConfigError, match="learning_rate"):
         load_config(str(recipe))
+
+
+def test_milestones_scale_with_epochs_and_the_schedule_says_so():
+    short = load_config("resnet-cifar-he2015", {"dataset": "mnist", "epochs": 3})
+    assert short.milestones == pytest.approx([1.5, 2.2582], abs=1e-4)
+    assert any("milestones scaled" in note for note in short.adjustments)
+    schedule = LearningRateSchedule(short, steps_per_epoch=429, total_steps=3 * 429)
+    assert [schedule.lr(step) for step in (0, 643, 644, 968, 969)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 0.001])
+    assert "0.01 from step 644 (epoch 1.5), 0.001 from step 969" in schedule.describe()
+    googlenet = load_config("googlenet-szegedy2014", {"dataset": "cifar10", "epochs": 8})
+    assert googlenet.step_size == 1.0  # 4% every 8 of 64 epochs -> every 1 of 8
+    kept = load_config("resnet-cifar-he2015", {"dataset": "mnist", "epochs": 3, "milestones": [2]})
+    assert kept.milestones == [2]  # the command line's own milestones are used as given
+    with pytest.raises(ConfigError, match="give the run's length in epochs"):
+        load_config("resnet-cifar-he2015", {"dataset": "cifar10", "iterations": 500})
+
+
+def test_warm_up_is_a_fraction_of_the_run_and_never_above_the_peak():
+    one_epoch = load_config("fast-fashion-mnist", {"epochs": 1})
+    schedule = LearningRateSchedule(one_epoch, steps_per_epoch=214, total_steps=214)
+    assert schedule.warmup_steps == 43 and schedule.lr(214 - 1) < 0.01  # warms up, then decays to ~0
+    with pytest.raises(ConfigError, match="warmup_lr 0.5 is above the peak lr 0.1"):
+        load_config("fast-mnist", {"lr": 0.1, "warmup_lr": 0.5})
+    lower = load_config("fast-cifar10", {"lr": 0.02})  # the recipe warms up from 0.02 to 0.2
+    assert lower.warmup_lr == pytest.approx(0.002) and any("warmup_lr" in note for note in lower.adjustments)
+    lenet = load_config("fast-mnist", {"model": "lenet5"})
+    assert lenet.warmup_lr <= lenet.lr and (lenet.warmup_steps, lenet.warmup_fraction) == (100, 0.0)
+    assert load_config("fast-mnist", {"warmup_steps": 50}).warmup_fraction == 0.0
+    with pytest.raises(ConfigError, match="not both"):
+        validate(TrainConfig(model="lenet5", dataset="mnist", epochs=1, warmup_steps=5, warmup_fraction=0.1))
+
+
+@pytest.mark.parametrize("recipe", PAPER_RECIPES + FAST_RECIPES)
+def test_mnist_never_gets_mirrored_digits_from_a_recipe(recipe):
+    mnist = load_config(recipe, {"dataset": "mnist"})
+    assert not mnist.augmentation.get("flip") and not mnist.eval_tta_flip
+    recipe_flips = read_recipe(recipe).get("augmentation", {}).get("flip")
+    assert any("flip off for mnist" in note for note in mnist.adjustments) == bool(recipe_flips)
+    with pytest.raises(ConfigError, match="mirrors mnist's images"):
+        load_config(recipe, {"dataset": "mnist", "augmentation": {"flip": True}})

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -24,7 +25,7 @@ momentum = 0.9
 weight_decay = 5e-4
 schedule = "cosine"
 """
-pytestmark = pytest.mark.real_data("fashion-mnist")
+pytestmark = [pytest.mark.real_data("fashion-mnist"), pytest.mark.slow]  # torchrun: two processes start
 
 
 def run_arguments() -> list[str]:
@@ -52,5 +53,9 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     summary_single = json.loads((single / "summary.json").read_text())
     assert summary_ddp["world_size"] == 2 and summary_single["world_size"] == 1
     assert abs(summary_ddp["test_accuracy"] - summary_single["test_accuracy"]) <= 2 / 256
+    # The test pass's probabilities, gathered from both ranks into the split's order, are the single process's.
+    with np.load(ddp / "predictions.npz") as gathered, np.load(single / "predictions.npz") as alone:
+        assert np.array_equal(gathered["labels"], alone["labels"]) and gathered["probs"].shape == (256, 10)
+        np.testing.assert_allclose(gathered["probs"], alone["probs"], atol=1e-4)
     assert sorted(path.name for path in tmp_path.iterdir() if path.is_dir() and path.name != "cache") == [
         "ddp", "single"]

@@ -173,6 +173,7 @@ def test_resume_after_stops_mid_epoch_is_exact(uninterrupted_run, tmp_path):
     assert steps == read_metrics(reference, name="steps.csv")
 
 
+@pytest.mark.slow
 @pytest.mark.real_data("fashion-mnist")
 def test_sigterm_saves_a_checkpoint_and_the_resumed_run_is_exact(tmp_path):
     arguments = ["train", "--model", "lenet5_modern", *dataset_flags("fashion-mnist"), "--recipe",

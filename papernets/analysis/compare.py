@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Callable
 
 from papernets.config import FieldKind, fields_of_kind
+from papernets.runs.reader import read_summary, read_unfinished
 from papernets.errors import ConfigError
-from papernets.runs.reader import read_summary
 
 # Config fields that do not change what is trained, and the seed: runs that differ only in these are repeats of
 # one config. How long a run trained counts through its summary (`epochs`, `iterations`).
@@ -76,14 +76,30 @@ def column_name(requested: str) -> str:
 class RunRow:
     path: Path
     summary: dict
+    unfinished: str = ""  # "epoch 3 of 10" for a run without summary.json yet
 
     def value(self, column: str):
         key = COLUMNS[column].summary_key
-        return self.path.name if key is None else self.summary.get(key)
+        if key is None:
+            return f"{self.path.name} (unfinished: {self.unfinished})" if self.unfinished else self.path.name
+        return self.summary.get(key)
 
 
 def read_rows(run_dirs: list[str | Path]) -> list[RunRow]:
-    return [RunRow(Path(run_dir), read_summary(run_dir)) for run_dir in run_dirs]
+    """One row per run folder; a run still training or interrupted (config.json, no summary.json) gets a row of
+    what its config says, marked unfinished, instead of failing the whole table."""
+    rows = []
+    for run_dir in map(Path, run_dirs):
+        unfinished = read_unfinished(run_dir)
+        if unfinished is None:
+            rows.append(RunRow(run_dir, read_summary(run_dir)))
+            continue
+        config, epochs_done = unfinished
+        length = (f"epoch {epochs_done} of {config.get('epochs')}" if config.get("epochs")
+                  else f"{epochs_done} epochs of {config.get('iterations')} iterations")
+        summary = {key: config.get(key) for key in ("model", "dataset", "recipe", "seed")}
+        rows.append(RunRow(run_dir, summary, unfinished=length))
+    return rows
 
 
 def sort_rows(rows: list[RunRow], column: str, reverse: bool = False) -> list[RunRow]:

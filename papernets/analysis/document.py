@@ -54,6 +54,7 @@ class Paragraph:
 class Table:
     headers: list[str]
     rows: list[list[str]]
+    folded: str | None = None  # a summary line: the table is shown folded under it (<details>)
 
 
 @dataclass
@@ -73,8 +74,8 @@ class Document:
     def paragraph(self, text: str) -> None:
         self.blocks.append(Paragraph(text))
 
-    def table(self, headers: list[str], rows: list[list[str]]) -> None:
-        self.blocks.append(Table(headers, [[str(cell) for cell in row] for row in rows]))
+    def table(self, headers: list[str], rows: list[list[str]], folded: str | None = None) -> None:
+        self.blocks.append(Table(headers, [[str(cell) for cell in row] for row in rows], folded))
 
     def image(self, path: Path, caption: str) -> None:
         self.blocks.append(Image(Path(path), caption))
@@ -87,11 +88,13 @@ class Document:
                     lines += [f"{'#' * level} {text}", ""]
                 case Paragraph(text):
                     lines += [text, ""]
-                case Table(headers, rows):
+                case Table(headers, rows, folded):
+                    if folded:
+                        lines += ["<details>", f"<summary>{html.escape(folded)}</summary>", ""]
                     lines.append("| " + " | ".join(_markdown_cell(header) for header in headers) + " |")
                     lines.append("|" + "|".join("---" for _ in headers) + "|")
                     lines += ["| " + " | ".join(_markdown_cell(cell) for cell in row) + " |" for row in rows]
-                    lines.append("")
+                    lines += ["", "</details>", ""] if folded else [""]
                 case Image(path, caption):
                     lines += [f"![{caption}]({path.name})", "", f"*{caption}*", ""]
         return "\n".join(lines)
@@ -106,7 +109,9 @@ class Document:
                     parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
                 case Paragraph(text):
                     parts.append(f"<p>{_inline_html(text)}</p>")
-                case Table(headers, rows):
+                case Table(headers, rows, folded):
+                    if folded:
+                        parts.append(f"<details><summary>{html.escape(folded)}</summary>")
                     parts.append("<table><thead><tr>"
                                  + "".join(f"<th>{html.escape(header)}</th>" for header in headers)
                                  + "</tr></thead><tbody>")
@@ -115,7 +120,7 @@ class Document:
                             f'<td class="number">{html.escape(cell)}</td>' if _NUMBER.match(cell.strip())
                             else f"<td>{_inline_html(cell)}</td>" for cell in row)
                         parts.append(f"<tr>{cells}</tr>")
-                    parts.append("</tbody></table>")
+                    parts.append("</tbody></table>" + ("</details>" if folded else ""))
                 case Image(path, caption):
                     encoded = base64.b64encode(path.read_bytes()).decode("ascii")
                     parts.append(f'<figure><img src="data:image/png;base64,{encoded}" alt="{html.escape(caption)}">'

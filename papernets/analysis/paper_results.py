@@ -22,6 +22,7 @@ class PublishedResult:
     source: str
     std: float | None = None
     runs: int | None = None
+    trained: str = "not stated"  # how the source trained (length, augmentation), so a gap reads in context
 
     def applies_to(self, model: str, dataset: str) -> bool:
         return dataset == self.dataset and any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models)
@@ -59,7 +60,8 @@ def published_results() -> tuple[PublishedResult, ...]:
     return tuple(
         PublishedResult(models=tuple(row["models"]), dataset=row["dataset"], metric=row["metric"],
                         low=row.get("value", row.get("low")), high=row.get("value", row.get("high")),
-                        kind=row["kind"], source=row["source"], std=row.get("std"), runs=row.get("runs"))
+                        kind=row["kind"], source=row["source"], std=row.get("std"), runs=row.get("runs"),
+                        trained=row.get("trained", "not stated"))
         for row in rows)
 
 
@@ -91,16 +93,20 @@ class RunAccuracy:
         return f"{self.mean:.2f} ± {self.std:.2f}% (n={self.runs})"
 
 
-def comparison_rows(model: str, dataset: str, accuracy: RunAccuracy) -> list[list[str]]:
-    """Rows of the "paper vs this run" table: source, kind, published figure, as accuracy, this run, difference."""
+def comparison_rows(model: str, dataset: str, accuracy: RunAccuracy, epochs: int | None = None) -> list[list[str]]:
+    """Rows of the "paper vs this run" table: source, kind, how the source trained, published figure, as
+    accuracy, this run (with its epochs), difference."""
+    this_run = f"{accuracy} after {epochs} epoch{'' if epochs == 1 else 's'}" if epochs else str(accuracy)
     rows = []
     for result in results_for(model, dataset):
         low, high = result.accuracy_range
         published = f"{low:.2f}%" if low == high else f"{low:.2f}–{high:.2f}%"
         difference = result.difference(accuracy.mean)
         difference_text = "within the range" if low != high and difference == 0 else f"{difference:+.2f} pp"
-        rows.append([result.source, result.kind, result.as_printed, published, str(accuracy), difference_text])
+        rows.append([result.source, result.kind, result.trained, result.as_printed, published, this_run,
+                     difference_text])
     return rows
 
 
-COMPARISON_HEADERS = ["source", "kind", "published figure", "as test accuracy", "this run", "difference"]
+COMPARISON_HEADERS = ["source", "kind", "source's training", "published figure", "as test accuracy", "this run",
+                      "difference"]

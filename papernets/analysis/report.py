@@ -162,8 +162,8 @@ def _key_numbers(document: Document, run: Run, predictions: Predictions, calibra
     document.table(["quantity", "value"], rows)
 
 
-def _paper_comparison(document: Document, model: str, dataset: str, accuracy: RunAccuracy) -> None:
-    rows = comparison_rows(model, dataset, accuracy)
+def _paper_comparison(document: Document, model: str, dataset: str, accuracy: RunAccuracy, epochs) -> None:
+    rows = comparison_rows(model, dataset, accuracy, epochs)
     if rows:
         document.table(COMPARISON_HEADERS, rows)
     else:
@@ -246,9 +246,12 @@ def _evidence(document: Document, run: Run) -> None:
         ["training images/s", "not recorded" if images_per_second is None else f"{images_per_second:,.0f}"],
         ["run folder", str(run.path)]])
     document.heading("Config (config.json)", level=3)
-    document.table(["setting", "value"], [list(item) for item in _flatten(run.config)])
+    settings = _flatten(run.config)
+    document.table(["setting", "value"], [list(item) for item in settings],
+                   folded=f"all {len(settings)} settings of the resolved config")
     document.heading("Environment (env.json)", level=3)
-    document.table(["field", "value"], [list(item) for item in _flatten(environment)])
+    fields = _flatten(environment)
+    document.table(["field", "value"], [list(item) for item in fields], folded=f"all {len(fields)} fields")
 
 
 def _accuracy_over_runs(accuracies: list[float | None]) -> str:
@@ -271,17 +274,19 @@ def write_report(run_dir: str | Path, html: bool = False) -> Path:
     model, dataset = run.summary["model"], run.summary["dataset"]
     title = f"{model} on {dataset}"
     document = Document(f"{title} — run {run.name}")
+    epochs = run.summary.get("epochs", len(run.metrics))
     document.paragraph(
         f"Test accuracy **{percent(run.summary['test_accuracy'])}** from the best-validation checkpoint; best "
         f"validation accuracy {percent(run.summary.get('best_val_accuracy'))}; "
-        f"{run.summary.get('epochs', len(run.metrics))} epochs in {duration(run.summary['wall_seconds'])}; "
+        f"{epochs} epoch{'' if epochs == 1 else 's'} in {duration(run.summary['wall_seconds'])}; "
         f"recipe `{run.summary.get('recipe', run.config.get('recipe'))}`, seed {run.summary.get('seed')}.")
 
     calibration = Calibration.of(predictions)
     document.heading("Key numbers")
     _key_numbers(document, run, predictions, calibration)
     document.heading("Paper vs this run")
-    _paper_comparison(document, model, dataset, RunAccuracy.of([run.summary["test_accuracy"]]))
+    _paper_comparison(document, model, dataset, RunAccuracy.of([run.summary["test_accuracy"]]),
+                      run.summary.get("epochs"))
     document.paragraph(DIFFERENCE_NOTE)
     _learning_curves(document, run, title)
     _test_set(document, run, predictions, title)
@@ -342,7 +347,7 @@ def write_comparison_report(run_dirs: list[str | Path], output: str | Path | Non
         document.heading(f"{first.get('model')} on {first.get('dataset')}, recipe {first.get('recipe')}{settings} "
                          f"(seeds {seeds})", level=3)
         _paper_comparison(document, first["model"], first["dataset"],
-                          RunAccuracy.of([run.summary["test_accuracy"] for run in members]))
+                          RunAccuracy.of([run.summary["test_accuracy"] for run in members]), first.get("epochs"))
 
     document.heading("Validation accuracy")
     curves = {f"{run.name} ({run.summary.get('model')}, seed {run.summary.get('seed')})":

@@ -6,6 +6,7 @@ Errors a user can cause (`PapernetsError`) are printed as one line on stderr wit
 import argparse
 import sys
 
+from papernets import __version__
 from papernets.errors import PapernetsError
 
 
@@ -31,6 +32,7 @@ def build_parser() -> ArgumentParser:
 
     parser = ArgumentParser(prog="papernets", description="The classic CNN papers, implemented line by line, "
                             "trained fast, verified by tests: list and inspect models, train, evaluate, report.")
+    parser.add_argument("--version", action="version", version=f"papernets {__version__}")
     subcommands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     for module in (models_commands, report_commands, train_commands, data_commands, export_commands,
                    reproduce_commands, verify_commands):

@@ -53,7 +53,7 @@ def run_list(args) -> int:
     print(f"{'name':<14} {'classes':>7}  {'image':<8} {'train':>7} {'test':>7}  found")
     for row in rows:
         shape = "x".join(map(str, row["image_shape"]))
-        where = row["found"] or f"not found (papernets data info {row['name']} --download)"
+        where = row["found"] or f"not found (papernets data download {row['name']})"
         sizes = f"{row['train_size']:>7,} {row['test_size']:>7,}"
         print(f"{row['name']:<14} {row['classes']:>7}  {shape:<8} {sizes}  {where}")
     return 0

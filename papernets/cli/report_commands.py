@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from papernets.errors import ConfigError
@@ -42,6 +43,9 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise ConfigError(f"--top-k is {args.top_k}; pass a whole number of classes of at least 1.")
     predictions = predict_images(_checkpoint_path(args.checkpoint), args.images, top_k=args.top_k)
+    for prediction in predictions:
+        for warning in prediction.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps([{"image": prediction.image,
                            "predictions": [{"class": name, "index": index, "probability": probability}
@@ -90,7 +94,8 @@ def add_commands(subcommands) -> None:
         description="Classify PNG or JPEG files of any size, colour or grey: each is converted to the model's "
                     "channels, resized to the training size and normalized as the training data was.")
     predict.add_argument("--checkpoint", required=True, metavar="PATH",
-                         help="a checkpoint (.pt) or a run folder (its checkpoints/best.pt)")
+                         help="a checkpoint (.pt), a run folder (its checkpoints/best.pt), or a .safetensors file "
+                              "(`papernets export`, a run's model.safetensors)")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     predict.add_argument("--top-k", type=int, default=3, metavar="K", help="classes to show per image (default 3)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")

@@ -5,18 +5,23 @@ Every flag is a field of `TrainConfig`; `--set field=value` reaches the others. 
 training starts. Without --recipe a model trains with the dataset's fast recipe (`fast-<dataset>`).
 """
 
+import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
-from papernets.config import (AMP_MODES, DEVICES, RECIPES_DIR, FieldKind, TrainConfig, apply_overrides,
-                              config_from_dict, fields_of_kind, list_recipes, load_config, parse_overrides)
+from papernets.config import (AMP_MODES, DEVICES, FIELD_TYPES, FieldKind, TrainConfig, apply_overrides,
+                              config_from_dict, default_recipe, fields_of_kind, list_recipes, load_config,
+                              parse_overrides, type_name)
 from papernets.errors import ConfigError, PapernetsError
+from papernets.training.progress import plural
 
 
 def add_commands(subparsers) -> None:
     train = subparsers.add_parser("train", help="train a model on a dataset with a recipe",
-                                  description="Train a model; every recipe field can be overridden with --set.")
+                                  description="Train a model; every recipe field can be overridden with --set.",
+                                  epilog=config_fields_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--model", help="a name from `papernets list`, e.g. resnet20")
     train.add_argument("--dataset", help="mnist, fashion-mnist, cifar10 or cifar100")
     train.add_argument("--recipe", metavar="NAME|FILE",
@@ -38,7 +43,13 @@ def add_commands(subparsers) -> None:
     train.add_argument("--teacher", metavar="CHECKPOINT", help="distil from this trained model (Hinton et al.)")
     train.add_argument("--set", action="extend", nargs="+", default=[], metavar="FIELD=VALUE", dest="overrides",
                        help="override any config field, e.g. --set lr=0.05 augmentation.flip=false")
-    train.add_argument("--quiet", action="store_true", default=None, help="print only warnings and errors")
+    train.add_argument("--pretrained", metavar="FILE",
+                       help="start from a torchvision state dict (.pth) of this model; the head is replaced for "
+                            "the data set's classes (torchvision-exact models only)")
+    train.add_argument("--print-config", action="store_true",
+                       help="print the resolved config (recipe, per-model sections, --set, flags) as JSON and exit")
+    train.add_argument("--quiet", action="store_true", default=None,
+                       help="print only warnings, errors and the result (test accuracy, run folder)")
     train.add_argument("--no-report", action="store_false", default=None, dest="report",
                        help="skip report.md at the end")
     train.add_argument("--html", action="store_true", default=None, help="also write report.html")
@@ -47,7 +58,8 @@ def add_commands(subparsers) -> None:
     train.set_defaults(run=run_train)
 
     evaluate = subparsers.add_parser("eval", help="accuracy of a checkpoint on the test or validation split")
-    evaluate.add_argument("--checkpoint", required=True, metavar="PATH", help="a .pt file or a run folder")
+    evaluate.add_argument("--checkpoint", required=True, metavar="PATH",
+                          help="a .pt file, a run folder, or a .safetensors file (`papernets export`, model.safetensors)")
     evaluate.add_argument("--split", choices=("test", "val"), default="test")
     evaluate.add_argument("--data-dir", metavar="DIR")
     evaluate.add_argument("--device", choices=DEVICES)
@@ -57,7 +69,15 @@ def add_commands(subparsers) -> None:
 
 # The config fields that have a flag of their own (same name); --set reaches every field.
 FLAG_FIELDS = ("model", "dataset", "data_dir", "download", "epochs", "batch_size", "lr", "seed", "output", "device",
-               "amp", "channels_last", "compile", "teacher", "quiet", "report", "html", "tensorboard")
+               "amp", "channels_last", "compile", "teacher", "pretrained", "quiet", "report", "html", "tensorboard")
+
+
+def config_fields_help() -> str:
+    """The epilog of `papernets train --help`: every config field --set reaches, with its type."""
+    fields = [f"{name} ({type_name(kind)})" for name, kind in FIELD_TYPES.items() if name != "adjustments"]
+    wrapped = textwrap.fill(", ".join(fields), width=100, initial_indent="  ", subsequent_indent="  ")
+    return ("config fields for --set FIELD=VALUE (tables: augmentation.pad/crop/flip/cutout, model_options.NAME);\n"
+            f"--print-config shows their resolved values:\n{wrapped}")
 
 
 def overrides_from(args) -> dict:
@@ -65,10 +85,6 @@ def overrides_from(args) -> dict:
     overrides = parse_overrides(args.overrides)
     overrides.update({name: getattr(args, name) for name in FLAG_FIELDS if getattr(args, name) is not None})
     return overrides
-
-
-def default_recipe(dataset: str | None) -> str | None:
-    return f"fast-{dataset}" if dataset and (RECIPES_DIR / f"fast-{dataset}.toml").is_file() else None
 
 
 def check_names(model: str | None, dataset: str | None):
@@ -112,6 +128,14 @@ def resumed_config(saved: dict, overrides: dict) -> TrainConfig:
     return apply_overrides(overrides, config)
 
 
+def finished(run_dir: Path, checkpoint: dict, config: TrainConfig) -> bool:
+    """True when the checkpoint is the end of the run as configured and the run wrote its summary."""
+    from papernets.runs.names import SUMMARY_FILE
+
+    done = (checkpoint["epoch"] >= config.epochs if config.epochs else checkpoint["global_step"] >= config.iterations)
+    return done and (run_dir / SUMMARY_FILE).is_file()
+
+
 def run_train(args) -> int:
     from papernets.runs import checkpoint
     from papernets.distributed import is_main_process
@@ -132,6 +156,14 @@ def run_train(args) -> int:
         recipe = args.recipe or default_recipe(overrides.get("dataset"))
         config = load_config(recipe, overrides)
     check_names(config.model, config.dataset)
+    if args.print_config:
+        print(json.dumps(config.to_dict(), indent=2))
+        return 0
+    if resume is not None and finished(run_dir, resume, config):
+        length = plural(config.epochs, "epoch") if config.epochs else plural(config.iterations, "iteration")
+        print(f"{run_dir} has finished its {length} (summary.json holds its test accuracy); nothing to resume. "
+              "To train on, pass a longer --epochs.")
+        return 0
     try:
         run_dir = train(config, resume=resume, run_dir=run_dir)
     except TrainingInterrupted as interruption:
@@ -150,8 +182,7 @@ def write_run_report(run_dir: Path, config: TrainConfig):
         report = write_report(run_dir, html=config.html)
     except PapernetsError as error:
         raise PapernetsError(f"Training finished and {run_dir} is complete, but its report failed: {error}") from None
-    if not config.quiet:
-        print(f"Report: {report.with_suffix('.html') if config.html else report}", file=sys.stderr)
+    print(f"Report: {report.with_suffix('.html') if config.html else report}")
 
 
 def run_eval(args) -> int:

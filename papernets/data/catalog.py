@@ -59,6 +59,7 @@ class DatasetSpec:
     label_key: str = ""  # CIFAR python release: the dict key of the labels used
     label_bytes: int = 0  # CIFAR binary release: label bytes per record (the last one is the label used)
     largest_download: int = 0  # bytes: no published file of the data set is larger
+    mirroring_keeps_labels: bool = True  # False where a mirrored image shows another class (a mirrored 2 is no 2)
 
     @property
     def num_classes(self) -> int:
@@ -99,6 +100,7 @@ DATASETS: dict[str, DatasetSpec] = {
             ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
             ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
         ),
+        mirroring_keeps_labels=False,
     ),
     "fashion-mnist": DatasetSpec(
         name="fashion-mnist",

@@ -21,6 +21,7 @@ Nothing is unpickled.
 """
 
 import copy
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 from torch import fx, nn
 
-from papernets.errors import CheckpointError
+from papernets.errors import CheckpointError, ConfigError
 from papernets.files import write_bytes, write_failure
 from papernets.hardware import bf16_supported
 from papernets.models.registry import create_model
@@ -188,26 +189,73 @@ class ExportInfo:
     class_names: list[str] | None = None
     normalization: dict | None = None   # {"mean": [...], "std": [...]} the model expects its input normalised by
     dataset: str | None = None
+    config: dict | None = None          # the run's resolved config: `papernets eval` rebuilds its test split
+    precision: str | None = None        # "bf16" or "off": how the run trained and evaluated
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict) -> "ExportInfo":
+        """From a training checkpoint (or any dict with its model fields)."""
+        return cls(**{field.name: checkpoint[field.name] for field in dataclasses.fields(cls) if field.name in checkpoint})
 
 
-def export_model(model: nn.Module, path: str | Path, info: ExportInfo) -> Path:
-    """Write `model` with BN folded, float32, to a safetensors file carrying `info` as JSON metadata."""
-    pairs = foldable_pairs(copy.deepcopy(model).eval())
+def export_bytes(model: nn.Module, info: ExportInfo, *, fold: bool = True) -> bytes:
+    """`model` float32, with BN folded (`fold`), as safetensors bytes carrying `info` as JSON metadata."""
+    pairs = foldable_pairs(copy.deepcopy(model).eval()) if fold else []
     folded = fold_batchnorm(model, pairs).float()
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in folded.state_dict().items()}
-    metadata = {"format": EXPORT_FORMAT, "info": json.dumps(info.__dict__), "folded": json.dumps(pairs)}
+    metadata = {"format": EXPORT_FORMAT, "info": json.dumps(dataclasses.asdict(info)), "folded": json.dumps(pairs)}
+    return save(state, metadata=metadata)
+
+
+EXPORT_ADVICE = "choose a writable --output path"
+
+
+def _output_path(path: str | Path) -> Path:
+    """`path` with its folders created."""
     path = Path(path)
-    advice = "choose a writable --output path"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise write_failure(path, error, advice) from None
-    return write_bytes(path, save(state, metadata=metadata), advice)
+        raise write_failure(path, error, EXPORT_ADVICE) from None
+    return path
+
+
+def export_model(model: nn.Module, path: str | Path, info: ExportInfo, *, fold: bool = True) -> Path:
+    """Write `export_bytes(model, info, fold=fold)` to `path` (atomically, folders created)."""
+    return write_bytes(_output_path(path), export_bytes(model, info, fold=fold), EXPORT_ADVICE)
+
+
+def export_onnx(model: nn.Module, path: str | Path, info: ExportInfo) -> Path:
+    """The model with BN folded, float32, as ONNX (input "images" (B, C, H, W) normalised as `info` says, any
+    batch size; output "logits"), with `info` as JSON in the model's metadata under "papernets". Needs the
+    onnx and onnxscript packages (torch's ONNX exporter)."""
+    try:
+        import onnxscript  # noqa: F401  (torch.onnx.export needs it; imported here to give one clear error)
+    except ImportError:
+        raise ConfigError("ONNX export needs the onnx and onnxscript packages: pip install onnx onnxscript.") from None
+    folded = fold_batchnorm(model).float()
+    example = torch.zeros(2, *(info.input_size or [info.in_channels, 224, 224]))
+    program = torch.onnx.export(folded, (example,), input_names=["images"], output_names=["logits"],
+                                dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False)
+    program.model.metadata_props["papernets"] = json.dumps(dataclasses.asdict(info))
+    path = _output_path(path)
+    try:
+        program.save(str(path))
+    except OSError as error:
+        raise write_failure(path, error, EXPORT_ADVICE) from None
+    return path
 
 
 def load_exported(path: str | Path, *, dtype: str = "auto", channels_last: bool = True,
                   device: str = "cpu") -> tuple[InferenceModel, ExportInfo]:
     """Rebuild an exported model from the registry, load its folded weights strictly, optimise it for `device`."""
+    model, info = load_exported_model(path)
+    return optimize_for_inference(model.to(device), dtype=dtype, channels_last=channels_last), info
+
+
+def load_exported_model(path: str | Path) -> tuple[nn.Module, ExportInfo]:
+    """The model of an exported file (or a run's model.safetensors), rebuilt from the registry with the file's
+    weights loaded strictly, in eval mode on the CPU, as it was exported (folded or not)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Exported model {path} does not exist; write one with `papernets export`.")
@@ -236,4 +284,4 @@ def load_exported(path: str | Path, *, dtype: str = "auto", channels_last: bool 
     except (AttributeError, RuntimeError):
         raise CheckpointError(f"The weights in {path} do not fit model {info.model} with options "
                               f"{info.model_options}; export the model again with this papernets version.") from None
-    return optimize_for_inference(model.to(device), dtype=dtype, channels_last=channels_last), info
+    return model.eval(), info

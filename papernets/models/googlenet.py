@@ -6,10 +6,10 @@ whole network, with its LocalRespNorm layers), Sec. 5 (the auxiliary classifiers
 Response Normalisation where Fig. 3 has it, and two auxiliary classifiers on inception (4a) and (4d): average
 pool 5x5/3, 1x1 convolution with 128 filters, FC-1024, dropout 70%, FC-classes, their losses weighted 0.3
 (Sec. 5). Main head: average pool, dropout 40%, FC-classes. 6,998,552 parameters without the auxiliary heads at
-1000 classes (6,990,272 weights and 8,280 biases; Table 1's params column sums to about 6.8M because several of
-its rows print less than their own shapes give, e.g. 2.7K for conv1, 159K for (3a) whose shapes give 163K),
-1.583 G multiply-adds at 224x224 (Table 1's ops column sums to 1.502 G; every row but conv1 and (5a) agrees with
-ours to 1M).
+1000 classes (6,990,272 weights and 8,280 biases). Table 1 counts parameters in K = 1024 (159K for (3a), whose
+shapes give 163,328 = 159.5 x 1024), which is why its column sums to about 6.8M (6,998,552 / 1024 = 6,834K).
+1.583 G multiply-adds at 224x224; Table 1's ops column sums to 1.502 G, and the difference lies in the conv1 row
+(Table 1: 34M; its shapes, 64 kernels of 7x7x3 at 112x112, give 118M).
 
 `googlenet_bn` is torchvision's `googlenet`, layer for layer, so that torchvision's weights load into it:
 6,624,904 parameters without the auxiliary heads (13,004,888 with), 1.498 G multiply-adds. Its departures from
@@ -129,6 +129,7 @@ class GoogLeNet(nn.Module):
     def __init__(self, variant: GoogLeNetVariant, *, num_classes: int, in_channels: int, small_input: bool = False,
                  aux_logits: bool = True):
         super().__init__()
+        self.small_input = small_input  # torchvision's weights need the full-size strides (models/interop.py)
         batch_norm = variant.batch_norm
         stem: list[tuple[str, nn.Module]] = [
             # DEVIATION: small_input keeps full resolution (stride 1, no max-pools) so 28x28 reaches (3a) at 28x28.

@@ -181,6 +181,7 @@ class InceptionV3(nn.Module):
     def __init__(self, *, num_classes: int, in_channels: int, small_input: bool = False, aux_logits: bool = True,
                  dropout: float = DROPOUT):
         super().__init__()
+        self.small_input = small_input  # torchvision's weights need the full-size strides (models/interop.py)
         if not 0.0 <= dropout < 1.0:
             raise ModelError(f"Inception v3 dropout must be in [0, 1), got {dropout}: pass a probability such as 0.2.")
         stem = [

@@ -9,6 +9,9 @@ sides share. Users with internet can start from torchvision's ImageNet weights:
     model = create_model("resnet50", v1_5=True)
     load_torchvision_state_dict(model, torchvision.models.resnet50(weights="DEFAULT").state_dict())
 
+The layout must match, not only the shapes: a model whose strides differ from torchvision's (the paper's ResNet
+bottleneck, any `small_input=True` stem) refuses the weights, since they would load and compute something else.
+
 Models never rescale their inputs: torchvision's `transform_input` (googlenet, inception_v3 weights, ported
 from models trained on inputs in [-1, 1]) is replaced by normalising with `TORCHVISION_WEIGHTS_NORMALIZATION`.
 """
@@ -53,6 +56,10 @@ def convert_torchvision_state_dict(model: nn.Module, state_dict: Mapping[str, to
     torchvision_modules = getattr(model, "torchvision_modules", None)
     if torchvision_modules is None:
         raise ModelError(f"{type(model).__name__} has no torchvision counterpart whose weights it can load.")
+    if getattr(model, "small_input", False):
+        raise ModelError(f"This {type(model).__name__} was built with small_input=True, whose strides differ from "
+                         "torchvision's, so its weights would compute something else: build it with "
+                         "small_input=False (papernets train --pretrained does).")
     state_dict = dict(state_dict)
     return rename_by_position(state_dict, model.state_dict(), torchvision_modules(state_dict))
 
@@ -71,3 +78,35 @@ def load_torchvision_state_dict(model: nn.Module, state_dict: Mapping[str, torch
         raise ModelError(f"torchvision weights do not fit {type(model).__name__}: shape differs for {wrong[:3]}.")
     model.load_state_dict(converted)
     return model
+
+
+def fine_tuning_start(name: str, state_dict: Mapping[str, torch.Tensor], *, num_classes: int,
+                      input_size: tuple[int, int, int], **options) -> tuple[nn.Module, list[str]]:
+    """The registered model `name` for `num_classes` classes and `input_size` images, starting from torchvision's
+    weights of its counterpart (loaded strictly into a model of torchvision's class count first), and the keys
+    left at their initialisation: the classifier layers, whose size is the class count (the head is replaced).
+    For grey images the first convolution's kernels are summed over the three colour channels."""
+    from papernets.models.registry import create_model, get_model_entry, list_models
+
+    entry = get_model_entry(name)
+    if entry.torchvision_name is None:
+        exact = ", ".join(model for model in list_models() if get_model_entry(model).torchvision_name)
+        raise ModelError(f"{name} has no torchvision counterpart, so torchvision weights cannot start it; "
+                         f"pretrained weights fit {exact}.")
+    source = create_model(name, num_classes=entry.num_classes, in_channels=entry.input_size[0], **options)
+    load_torchvision_state_dict(source, state_dict)
+    model = create_model(name, num_classes=num_classes, input_size=input_size, **options)
+    own = model.state_dict()
+    replaced = []
+    for key, tensor in source.state_dict().items():
+        if tensor.shape == own[key].shape:
+            own[key] = tensor
+        elif tensor.shape[0] == entry.num_classes:
+            replaced.append(key)
+        elif tensor.dim() == 4 and tensor.shape[1] == 3 and own[key].shape[1] == 1:
+            own[key] = tensor.sum(dim=1, keepdim=True)  # (out, 3, k, k) -> (out, 1, k, k): grey = R = G = B
+        else:
+            raise ModelError(f"torchvision's {key} {tuple(tensor.shape)} does not fit {name}'s "
+                             f"{tuple(own[key].shape)} for {num_classes} classes on {input_size} images.")
+    model.load_state_dict(own)
+    return model, replaced

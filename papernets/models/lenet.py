@@ -10,8 +10,11 @@ followed by the squashing function f(a) = 1.7159 tanh(2a/3). 60,000 trainable pa
 `lenet5_modern` is the variant most tutorials call LeNet: ReLU, 2x2 max-pooling, C3 connected to all six
 maps, and a linear 10-way output. 61,706 parameters at 1 channel.
 
-Both take images of at most 32x32; a smaller one (MNIST's 28x28) is zero-padded to 32x32 inside the model
-(Sec. II.B: "The input is a 32x32 pixel image", the 28x28 digits are centred in it).
+Both take images of at most 32x32; a smaller one (MNIST's 28x28) is centred in a 32x32 field of background
+inside the model (Sec. II.B: "The input is a 32x32 pixel image"; Sec. III.A: the digits are centred in a
+larger field). The background is each image's darkest value per channel: pixel 0 of MNIST and Fashion-MNIST,
+whatever normalisation the data pipeline applied (the paper's -0.1). Padding with 0 after normalisation would
+instead frame every image in the data mean (0.0 against a background of -0.81 on Fashion-MNIST).
 
 Deviations from the paper:
 - The RBF output codes are a fixed, seeded random +-1 code of 84 bits per class; the paper draws each
@@ -44,7 +47,8 @@ RBF_CODE_SEED = 0
 
 
 class PadTo32(nn.Module):
-    """Zero-pads an image of at most 32x32 to 32x32, centred (Sec. II.B: 28x28 digits in a 32x32 field)."""
+    """Centres an image of at most 32x32 in a 32x32 field of its background, its darkest value per channel
+    (Sec. II.B: 28x28 digits in a 32x32 field)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
@@ -52,7 +56,9 @@ class PadTo32(nn.Module):
             raise ModelError(f"LeNet-5 takes images of at most {INPUT_SIZE}x{INPUT_SIZE} pixels, got "
                              f"{height}x{width}; resize the images or pick a model designed for larger ones.")
         top, left = (INPUT_SIZE - height) // 2, (INPUT_SIZE - width) // 2
-        return F.pad(x, (left, INPUT_SIZE - width - left, top, INPUT_SIZE - height - top))
+        background = x.amin(dim=(-2, -1), keepdim=True)                          # (B, C, 1, 1)
+        padding = (left, INPUT_SIZE - width - left, top, INPUT_SIZE - height - top)
+        return F.pad(x - background, padding) + background
 
 
 class ScaledTanh(nn.Module):

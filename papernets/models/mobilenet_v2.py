@@ -49,6 +49,7 @@ class MobileNetV2(nn.Module):
     def __init__(self, *, num_classes: int, in_channels: int, width_multiplier: float, small_input: bool,
                  dropout: float):
         super().__init__()
+        self.small_input = small_input  # torchvision's weights need the full-size strides (models/interop.py)
         if not width_multiplier > 0:
             raise ModelError(f"MobileNetV2's width_multiplier must be positive, got {width_multiplier}.")
         if not 0 <= dropout < 1:

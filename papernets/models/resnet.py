@@ -161,7 +161,11 @@ class ResNet(nn.Module):
 
     def torchvision_modules(self, state_dict: dict[str, torch.Tensor]) -> dict[str, str]:
         """torchvision's ResNet modules and ours (shortcut B: `downsample` is our `shortcut`), for models.interop.
-        Outputs match torchvision only with v1_5=True."""
+        Outputs match torchvision only with v1_5=True, so the paper's bottleneck layout refuses them."""
+        if any(isinstance(block, Bottleneck) and block.conv1.stride != (1, 1) for stage in self.stages for block in stage):
+            raise ModelError("torchvision's ResNet weights are ResNet v1.5 (stride on the 3x3 conv); this model has "
+                             "the paper's layout (stride on the first 1x1), where the same weights compute something "
+                             "else: build it with v1_5=True (papernets train: --set model_options.v1_5=true).")
         stages = {f"layer{index}": f"stages.{name}" for index, (name, _) in enumerate(self.stages.named_children(), 1)}
         return {"conv1": "stem.conv", "bn1": "stem.bn", **stages, "fc": "head.fc"}
 

@@ -15,6 +15,10 @@ Deviations from the paper:
   larger images densely, with the FC layers turned into convolutions (Sec. 3.2).
 - `vgg*_bn`: batch normalisation between every convolution and its ReLU (Ioffe & Szegedy 2015, published
   after this paper), as in torchvision's vgg*_bn.
+- Initialisation: Glorot & Bengio (2010) uniform weights, zero biases. The paper's procedure (Sec. 3.1) trains
+  configuration A from N(0, 10^-2) weights and starts the deeper nets' first four conv layers and last three FC
+  layers from A's trained weights; it adds that it found, after submitting, that Glorot's initialisation trains
+  them without that pre-training. Glorot's is that remark, not the procedure the paper's results used.
 - `small_input=True` (images below 64 px such as 28x28 or 32x32): the first max-pool is dropped, so that a
   28x28 image passes the other four (28 -> 28 -> 14 -> 7 -> 3 -> 1; 32x32 ends at 2x2), and the head pools to
   1x1 instead of 7x7, so that FC-4096 sees the 512 values of the last map once rather than 49 copies of them.
@@ -102,9 +106,10 @@ class VGG(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Sec. 3.1: Glorot & Bengio (2010) initialisation, which trains without pre-training; biases zero."""
+        """Glorot & Bengio (2010) weights, zero biases: the post-submission remark at the end of Sec. 3.1."""
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
+                # DEVIATION: the paper's results used N(0, 10^-2) for A and A's weights to start deeper nets.
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
 

@@ -138,6 +138,16 @@ def read_summary(run_dir: str | Path) -> dict:
     return _read_json(path / SUMMARY_FILE, SUMMARY_FIELDS)
 
 
+def read_unfinished(run_dir: str | Path) -> tuple[dict, int] | None:
+    """(config.json, epochs done) of a run that has started but not finished (no summary.json yet: training, or
+    interrupted), or None when the folder is anything else."""
+    path = Path(run_dir)
+    if (path / SUMMARY_FILE).is_file() or not (path / CONFIG_FILE).is_file():
+        return None
+    epochs_done = len(_read_metrics(path / METRICS_FILE)) if (path / METRICS_FILE).is_file() else 0
+    return _read_json(path / CONFIG_FILE), epochs_done
+
+
 def read_run(run_dir: str | Path) -> Run:
     """Every file a report needs: summary.json, config.json, env.json and metrics.csv."""
     path = _require_run_folder(Path(run_dir))

@@ -1,5 +1,5 @@
-"""Training: the typed config and its recipes (config.py, recipes/*.toml), the loop (engine.py), optimizers
-and schedules, losses, torchrun support and progress display. It writes a run folder through papernets.runs
-and never imports papernets.analysis.
+"""Training: the loop (engine.py), optimizers and schedules, losses and progress display. It reads its config
+from papernets.config, evaluates through papernets.evaluation, writes a run folder through papernets.runs and
+never imports papernets.analysis.
 
 The entry points are `papernets.training.engine.train(config)` and `papernets train` on the command line."""

@@ -25,7 +25,7 @@ import os
 import random
 import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ from torch import nn
 
 from papernets.config import TrainConfig, check_augmentation_fits, config_from_dict, validate
 from papernets.distributed import from_environment
-from papernets.errors import ConfigError, TrainingError
+from papernets.errors import CheckpointError, ConfigError, TrainingError
 from papernets.evaluation import Evaluation, autocast, evaluate
 from papernets.files import RunLock, write_bytes
 from papernets.hardware import bf16_supported
@@ -47,7 +47,7 @@ from papernets.runs.writer import (RUN_FOLDER_ADVICE, StepLog, create_run_folder
                                    prepare_run_folder, write_json, write_metrics)
 from papernets.training.losses import LossParts, training_loss
 from papernets.training.optim import LearningRateSchedule, build_optimizer, set_lr
-from papernets.training.progress import Progress
+from papernets.training.progress import Progress, plural
 from papernets.training.sdlm import SDLM, estimate_curvature
 
 
@@ -153,8 +153,11 @@ def build_model(config: TrainConfig, data: PreparedData) -> tuple[nn.Module, int
     from papernets.models import count_macs, count_parameters, create_model
 
     torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=len(data.class_names), input_size=data.input_size,
-                         **config.model_options)
+    if config.pretrained:
+        model = pretrained_model(config, data)
+    else:
+        model = create_model(config.model, num_classes=len(data.class_names), input_size=data.input_size,
+                             **config.model_options)
     try:
         macs = count_macs(model, data.input_size)
         with torch.no_grad(), torch.random.fork_rng(devices=[]):  # training mode too: auxiliary heads run there
@@ -179,6 +182,34 @@ def curvature_images(data: PreparedData, config: TrainConfig, epoch: int, device
     return images
 
 
+def auxiliary_loss_weights(config: TrainConfig, model: nn.Module) -> tuple[float, ...]:
+    """The config's weights for the model's auxiliary losses, or the model's own (GoogLeNet Sec. 5: 0.3 each);
+    one weight per auxiliary head, checked here so that a mismatch is one sentence, not a traceback."""
+    own = tuple(getattr(model, "aux_loss_weights", ()))
+    if config.aux_loss_weights and len(config.aux_loss_weights) != len(own):
+        raise ConfigError(f"aux_loss_weights gives {len(config.aux_loss_weights)} weights but {config.model} has "
+                          f"{len(own)} auxiliary heads; give {len(own)} weights or drop aux_loss_weights.")
+    return tuple(config.aux_loss_weights) or own
+
+
+def pretrained_model(config: TrainConfig, data: PreparedData) -> nn.Module:
+    """The model started from a torchvision state dict file, its head replaced for the data set's classes."""
+    from papernets.models.interop import fine_tuning_start
+
+    try:
+        state_dict = torch.load(config.pretrained, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001  (torch.load on foreign bytes raises anything from IndexError up)
+        raise CheckpointError(f"--pretrained {config.pretrained} cannot be read as a state dict "
+                              f"({checkpoints.short_reason(error)}); pass a file saved with "
+                              "torch.save(torchvision_model.state_dict()).") from None
+    if not isinstance(state_dict, dict) or not all(isinstance(value, torch.Tensor) for value in state_dict.values()):
+        raise CheckpointError(f"--pretrained {config.pretrained} holds no state dict of tensors; pass a file saved "
+                              "with torch.save(torchvision_model.state_dict()).")
+    model, _ = fine_tuning_start(config.model, state_dict, num_classes=len(data.class_names),
+                                 input_size=data.input_size, **config.model_options)
+    return model
+
+
 def load_teacher(checkpoint: dict, data: PreparedData, device: torch.device) -> nn.Module:
     teacher, checkpoint = checkpoints.model_from_checkpoint(checkpoint)
     if checkpoint["num_classes"] != len(data.class_names) or tuple(checkpoint["input_size"]) != data.input_size:
@@ -193,6 +224,20 @@ def load_teacher(checkpoint: dict, data: PreparedData, device: torch.device) -> 
 # ---------------------------------------------------------------------------------------------------------
 # Evaluation (validation, test, `papernets eval`).
 
+def model_for_evaluation(path: Path) -> tuple[nn.Module, dict]:
+    """(model, its checkpoint's fields) from a checkpoint (.pt), or from a papernets safetensors file: a run's
+    model.safetensors or what `papernets export` wrote (then `epoch` is None)."""
+    if path.suffix != ".safetensors":
+        return checkpoints.model_from_checkpoint(path)
+    from papernets.export.fusion import load_exported_model
+
+    model, info = load_exported_model(path)
+    if info.config is None:
+        raise CheckpointError(f"{path} was exported without its training config, so its test split is unknown; "
+                              "export it again with `papernets export` to evaluate it.")
+    return model, {**asdict(info), "epoch": None}
+
+
 def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str | None = None,
                         device: str = "auto") -> dict:
     """`papernets eval`: the checkpoint's accuracy on the split it was trained with, computed as training
@@ -201,7 +246,8 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str 
     path = Path(path)
     if path.is_dir():
         path = path / BEST_CHECKPOINT
-    result, checkpoint, images = _evaluate_checkpoint(path, split, data_dir, device)
+    result, checkpoint, evaluated, _ = _evaluate_checkpoint(path, split, data_dir, device)
+    images = len(evaluated.labels)
     return {"checkpoint": str(path), "model": checkpoint["model"], "dataset": checkpoint["dataset"],
             "split": split, "accuracy": result.accuracy, "top5_accuracy": result.top5_accuracy, "loss": result.loss,
             "images": images, "correct": round(result.accuracy * images), "epoch": checkpoint["epoch"]}
@@ -210,16 +256,16 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str 
 def save_test_predictions(run_dir: Path) -> Path:
     """predictions.npz for a finished run folder that lacks it (written before training saved it)."""
     path = read_run(run_dir).best_checkpoint
-    result, checkpoint, _ = _evaluate_checkpoint(path, "test", None, "auto", keep_probabilities=True)
-    data = prepare_data(config_from_dict(checkpoint["config"]), normalization=checkpoint["normalization"])
+    result, _, test, class_names = _evaluate_checkpoint(path, "test", None, "auto", keep_probabilities=True)
     predictions = Path(run_dir) / PREDICTIONS_FILE
-    Predictions.of(result.probabilities, data.test.labels, data.class_names, data.test.images).save(predictions)
+    Predictions.of(result.probabilities, test.labels, class_names, test.images).save(predictions)
     return predictions
 
 
 def _evaluate_checkpoint(path: Path, split: str, data_dir: str | None, device: str,
-                         keep_probabilities: bool = False) -> tuple[Evaluation, dict, int]:
-    model, checkpoint = checkpoints.model_from_checkpoint(path)
+                         keep_probabilities: bool = False) -> tuple[Evaluation, dict, object, list[str]]:
+    """(the evaluation, the checkpoint's fields, the split evaluated (data.ArraySplit), the class names)."""
+    model, checkpoint = model_for_evaluation(path)
     config = replace(config_from_dict(checkpoint["config"]), data_dir=data_dir or checkpoint["config"]["data_dir"])
     if split == "val" and config.val_size == 0:
         raise ConfigError(f"{path} was trained without a validation split (val_size 0); use --split test.")
@@ -232,7 +278,7 @@ def _evaluate_checkpoint(path: Path, split: str, data_dir: str | None, device: s
     model = model.to(torch_device, memory_format=memory_format)
     result = evaluate(model, loader, device=torch_device, amp_dtype=amp_dtype, tta_flip=config.eval_tta_flip,
                       keep_probabilities=keep_probabilities)
-    return result, checkpoint, len(chosen.labels)
+    return result, checkpoint, chosen, data.class_names
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -306,8 +352,8 @@ class LoopState:
     train_seconds: float = 0.0
 
 
-def checkpoint_payload(config: TrainConfig, data: PreparedData, model: nn.Module, optimizer, schedule,
-                       state: LoopState, amp_dtype) -> dict:
+def model_description(config: TrainConfig, data: PreparedData, amp_dtype) -> dict:
+    """What rebuilds the model and reads its inputs as training did (checkpoints and model.safetensors)."""
     return {
         "model": config.model,
         "model_options": dict(config.model_options),
@@ -319,6 +365,13 @@ def checkpoint_payload(config: TrainConfig, data: PreparedData, model: nn.Module
         "normalization": {"mean": list(data.mean), "std": list(data.std)},
         "precision": "bf16" if amp_dtype else "off",
         "config": config.to_dict(),
+    }
+
+
+def checkpoint_payload(config: TrainConfig, data: PreparedData, model: nn.Module, optimizer, schedule,
+                       state: LoopState, amp_dtype) -> dict:
+    return {
+        **model_description(config, data, amp_dtype),
         "model_state": {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()},
         "optimizer_state": optimizer.state_dict(),
         "schedule_state": schedule.state_dict(),
@@ -426,12 +479,16 @@ def train_holding(config: TrainConfig, held: contextlib.ExitStack, *, dataset=No
     # 3. Model, teacher, optimizer, schedule: seeded here, or restored from the checkpoint below.
     random.seed(config.seed)
     np.random.seed(config.seed)
-    model, params, macs = build_model(config, data)
+    # A resumed run takes its weights from the checkpoint, not from the --pretrained file it started from.
+    model, params, macs = build_model(replace(config, pretrained="") if resume else config, data)
     model = distributed.sync_batchnorm(model, device).to(device, memory_format=memory_format)
     teacher = load_teacher(teacher_checkpoint, data, device) if teacher_checkpoint else None
-    aux_loss_weights = tuple(config.aux_loss_weights or getattr(model, "aux_loss_weights", ()))
+    aux_loss_weights = auxiliary_loss_weights(config, model)
     optimizer = build_optimizer(model, config)
     schedule = LearningRateSchedule(config, steps_per_epoch, total_steps)
+    if schedule.warmup_steps >= total_steps:
+        raise ConfigError(f"The warm-up of {schedule.warmup_steps} steps covers the whole run of {total_steps} steps; "
+                          "train longer or shorten the warm-up (--set warmup_steps=N or warmup_fraction=F).")
     state = LoopState(epoch_sums=[0.0, 0.0, 0.0], metrics_rows=[])
     if resume:
         checkpoints.restore_training(resume, model, optimizer, schedule)
@@ -463,8 +520,12 @@ def train_holding(config: TrainConfig, held: contextlib.ExitStack, *, dataset=No
                       f"(global step {state.global_step} of {total_steps}).")
     else:
         progress.info(f"Training {config.model} on {config.dataset} ({len(data.train.labels):,} train images, "
-                      f"{steps_per_epoch} steps per epoch, {epochs} epochs) on {device} with "
-                      f"{'bf16 autocast' if amp_dtype else 'fp32'}, {threads} threads; run folder {run_dir}.")
+                      f"{steps_per_epoch} steps per epoch, {plural(epochs, 'epoch')}) on {device} with "
+                      f"{'bf16 autocast' if amp_dtype else 'fp32'}, {plural(threads, 'thread')}; run folder {run_dir}.")
+        for adjustment in config.adjustments:
+            progress.message(f"Adjusted for this run: {adjustment}.")
+        progress.info(f"Augmentation: {train_loader.augment}.")
+        progress.info(schedule.describe())
 
     def save(path: Path, keep_previous: bool = True):
         if distributed.is_main:
@@ -571,7 +632,7 @@ def train_holding(config: TrainConfig, held: contextlib.ExitStack, *, dataset=No
     # 5. Final weights; test accuracy of the best-validation weights; summary.
     final_val_accuracy = state.metrics_rows[-1]["val_acc"]
     if distributed.is_main:
-        save_safetensors(model.state_dict(), run_dir / SAFETENSORS_FILE)
+        save_safetensors(model, run_dir / SAFETENSORS_FILE, model_description(config, data, amp_dtype))
         if state.best_epoch is None:  # no validation split: the final weights are the ones to test
             save(best_path, keep_previous=False)
     distributed.barrier()  # best.pt is complete before any rank reads it
@@ -600,19 +661,19 @@ def train_holding(config: TrainConfig, held: contextlib.ExitStack, *, dataset=No
             "device": str(device), "precision": "bf16" if amp_dtype else "fp32", "world_size": distributed.world_size,
         }
         write_json(run_dir / SUMMARY_FILE, summary)
-        progress.info(f"Test accuracy {test.accuracy:.4f} (weights of epoch {state.best_epoch or epochs}, "
-                      f"best on validation); {state.train_seconds:.0f} s of training; run folder {run_dir}.")
+        progress.result(f"Test accuracy {test.accuracy:.4f} (weights of epoch {state.best_epoch or epochs}, "
+                        f"best on validation); {state.train_seconds:.0f} s of training; run folder {run_dir}.")
     distributed.close()
     return run_dir
 
 
-def save_safetensors(model_state: dict, path: Path):
-    """Written whole under a temporary name and renamed, like every file of the run folder: a run killed
-    mid-write leaves no half file under the final name."""
-    from safetensors.torch import save
+def save_safetensors(model: nn.Module, path: Path, description: dict):
+    """The final weights in the format `papernets export` writes (without folding), so that `predict` and
+    `eval` take them; written whole under a temporary name and renamed, like every file of the run folder: a
+    run killed mid-write leaves no half file under the final name."""
+    from papernets.export.fusion import ExportInfo, export_bytes
 
-    write_bytes(path, save({name: tensor.detach().cpu().contiguous() for name, tensor in model_state.items()}),
-                RUN_FOLDER_ADVICE)
+    write_bytes(path, export_bytes(model, ExportInfo.from_checkpoint(description), fold=False), RUN_FOLDER_ADVICE)
 
 
 def tensorboard_writer(run_dir: Path):

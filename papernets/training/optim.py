@@ -60,38 +60,66 @@ class LearningRateSchedule:
         self.config = config
         self.steps_per_epoch = steps_per_epoch
         self.total_steps = total_steps
+        self.warmup_steps = config.warmup_steps or round(config.warmup_fraction * total_steps)
         self.best_accuracy = -math.inf
         self.epochs_without_improvement = 0
         self.reductions = 0
 
-    def units(self, step: int) -> int:
-        """Whole schedule units (epochs or iterations) completed before `step`."""
-        return step // self.steps_per_epoch if self.config.schedule_unit == "epoch" else step
+    def units(self, step: int) -> float:
+        """Schedule units (epochs or iterations) completed before `step`; a fraction of an epoch counts, so
+        milestones scaled to a short run fall inside epochs."""
+        return step / self.steps_per_epoch if self.config.schedule_unit == "epoch" else step
 
     def lr(self, step: int) -> float:
         config = self.config
         # 1. Warm-up, in iterations: constant (ResNet-110, Sec. 4.2) or linear (Goyal et al. 2017).
-        if step < config.warmup_steps:
+        if step < self.warmup_steps:
             if config.warmup_shape == "constant":
                 return config.warmup_lr
-            return config.warmup_lr + (config.lr - config.warmup_lr) * step / config.warmup_steps
+            return config.warmup_lr + (config.lr - config.warmup_lr) * step / self.warmup_steps
         # 2. The schedule proper.
         units = self.units(step)
         if config.schedule == "step":
-            return config.lr * config.gamma ** (units // config.step_size)
+            return config.lr * config.gamma ** math.floor(units / config.step_size)
         if config.schedule == "multistep":
             return config.lr * config.gamma ** sum(units >= milestone for milestone in config.milestones)
         if config.schedule == "piecewise":
             return config.lr_values[sum(units >= milestone for milestone in config.milestones)]
         if config.schedule in ("cosine", "linear"):
-            decay_steps = max(1, self.total_steps - config.warmup_steps)
-            progress = min(1.0, (step - config.warmup_steps) / decay_steps)
+            decay_steps = max(1, self.total_steps - self.warmup_steps)
+            progress = min(1.0, (step - self.warmup_steps) / decay_steps)
             shape = (1 + math.cos(math.pi * progress)) / 2 if config.schedule == "cosine" else 1 - progress
             final_lr = config.lr * config.final_lr_fraction
             return final_lr + (config.lr - final_lr) * shape
         if config.schedule == "plateau":
             return config.lr * config.gamma ** self.reductions
         return config.lr
+
+    def describe(self, listed_changes: int = 6) -> str:
+        """The resolved schedule in one line: warm-up, then the lr at each change (step and epoch), or the decay."""
+        config = self.config
+
+        def at(step: int) -> str:
+            return f"step {step} (epoch {step / self.steps_per_epoch:.3g})"
+
+        parts = []
+        if self.warmup_steps:
+            start = f"{config.warmup_lr:.3g}" + (f" rising to {config.lr:.3g}" if config.warmup_shape == "linear" else "")
+            parts.append(f"warm-up {start} for {self.warmup_steps} steps")
+        if config.schedule in ("step", "multistep", "piecewise", "constant"):
+            first = self.lr(self.warmup_steps) if self.warmup_steps < self.total_steps else config.lr
+            changes = [step for step in range(self.warmup_steps + 1, self.total_steps)
+                       if not math.isclose(self.lr(step), self.lr(step - 1))]
+            shown = [f"{self.lr(step):.3g} from {at(step)}" for step in changes[:listed_changes]]
+            more = f", and {len(changes) - listed_changes} more changes" if len(changes) > listed_changes else ""
+            parts.append(", ".join([f"lr {first:.3g}", *shown]) + more if changes else f"lr {first:.3g} throughout")
+        elif config.schedule in ("cosine", "linear"):
+            parts.append(f"{config.schedule} decay from {config.lr:.3g} to {config.lr * config.final_lr_fraction:.3g} "
+                         f"at {at(self.total_steps)}")
+        else:
+            parts.append(f"lr {config.lr:.3g}, times {config.gamma:g} after {config.plateau_patience} epochs without "
+                         f"a better validation accuracy (at most {config.plateau_max_reductions} times)")
+        return f"Schedule over {self.total_steps} steps ({self.steps_per_epoch} per epoch): " + "; ".join(parts) + "."
 
     def end_of_epoch(self, val_accuracy: float | None):
         """Plateau: divide by 1/gamma after `plateau_patience` epochs without a better val accuracy."""

@@ -1,6 +1,7 @@
 """What a run prints: a tqdm bar per epoch (loss, accuracy, images/s, ETA) on a terminal; otherwise (a log
 file, CI) a plain line every `PLAIN_LINE_SECONDS` within an epoch and one per epoch; nothing but warnings with
---quiet."""
+--quiet. All of that goes to stderr; the run's result (test accuracy and run folder) goes to stdout, with
+--quiet too, so that it can be piped or captured."""
 
 import sys
 import time
@@ -10,6 +11,10 @@ from tqdm import tqdm
 
 BAR_REFRESH_STEPS = 20    # the bar's loss and accuracy are fetched from the device every this many steps
 PLAIN_LINE_SECONDS = 10.0
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 class Progress:
@@ -24,6 +29,9 @@ class Progress:
             self.bar.write(line, file=sys.stderr)
         else:
             print(line, file=sys.stderr, flush=True)
+
+    def result(self, line: str):
+        print(line, flush=True)
 
     def info(self, line: str):
         if self.enabled:
