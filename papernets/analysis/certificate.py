@@ -9,8 +9,9 @@ counted as the non-zero entries of its Jacobian plus one per output unit for a b
 paper states, the deviations listed in the model file's docstring, and, where torchvision has the network,
 the logits of both for the same random weights.
 
-A check is `match`, `differs` (the certificate fails), `known` (a difference that `KNOWN_DISCREPANCIES` explains:
-a typo or an inconsistent column of the paper, or a deviation the model file states) or `not printed`.
+A check is `match`, `differs` (the certificate fails) or `known` (a difference that `KNOWN_DISCREPANCIES` explains:
+a typo or an inconsistent column of the paper, or a deviation the model file states). Figures the paper does
+not print are not checked.
 """
 
 import fnmatch
@@ -38,7 +39,7 @@ class Check:
     quantity: str        # output, input, params, ops, convs, SE
     paper: str
     ours: str
-    status: str          # match, differs, known, not printed
+    status: str          # match, differs, known
     note: str = ""
 
 
@@ -297,7 +298,7 @@ def certify(model_name: str, *, with_torchvision: bool = True) -> Certificate:
     return certificate
 
 
-STATUS_MARKS = {"match": "✓", "differs": "✗", "known": "≠", "not printed": "–"}
+STATUS_MARKS = {"match": "✓", "differs": "✗", "known": "≠"}
 
 
 def check_text(check: Check) -> str:
