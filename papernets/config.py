@@ -35,7 +35,8 @@ from papernets.errors import ConfigError
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 
-OPTIMIZERS = ("sgd", "adamw", "rmsprop")
+OPTIMIZERS = ("sgd", "adamw", "rmsprop", "sdlm")
+LOSSES = ("cross_entropy", "map")
 SCHEDULES = ("constant", "step", "multistep", "piecewise", "cosine", "linear", "plateau")
 SCHEDULE_UNITS = ("epoch", "iteration")
 WARMUP_SHAPES = ("linear", "constant")
@@ -56,6 +57,7 @@ FIELD_RANGES = {
     "plateau_patience": (1, 1_000_000), "plateau_max_reductions": (0, 1000), "label_smoothing": (0.0, 1.0),
     "aux_loss_weights": (0.0, 100.0), "distill_temperature": (1e-3, 1000.0), "distill_alpha": (0.0, 1.0),
     "threads": (0, 1024), "checkpoint_every_steps": (0, BILLION), "log_every_steps": (1, BILLION),
+    "sdlm_mu": (1e-12, 100.0), "sdlm_samples": (1, 1_000_000), "map_rubbish_j": (0.0, 1000.0),
 }
 AUGMENTATION_RANGES = {"pad": (0, 64), "cutout": (0, 256)}  # pixels; also at most the image side (engine)
 MAX_PATH_CHARACTERS = 4096  # Linux PATH_MAX
@@ -127,6 +129,8 @@ class TrainConfig:
     adam_betas: list[float] = experiment(factory=lambda: [0.9, 0.999])
     rmsprop_decay: float = experiment(0.9)  # RMSprop's moving-average factor of squared gradients
     optimizer_eps: float = experiment(1e-8)
+    sdlm_mu: float = experiment(0.02)  # sdlm: step size lr / (sdlm_mu + h_kk) (LeCun et al. 1998, Appendix C)
+    sdlm_samples: int = experiment(500)  # sdlm: training images h_kk is estimated on before each epoch
 
     # Learning-rate schedule. Milestones and step sizes count `schedule_unit`s (fractions allowed: they scale
     # with the run's length); warm-up counts iterations or a fraction of the run.
@@ -145,6 +149,8 @@ class TrainConfig:
     plateau_max_reductions: int = experiment(3)
 
     # Loss.
+    loss: str = experiment("cross_entropy")  # or "map": Eq. (9) of LeCun et al. 1998, for an RBF output
+    map_rubbish_j: float = experiment(1.0)  # map: the constant j of Eq. (9)'s "rubbish class" term e^-j
     label_smoothing: float = experiment(0.0)
     aux_loss_weights: list[float] = experiment(factory=list)  # empty: the model's own aux_loss_weights
     teacher: str = experiment("")  # checkpoint of a teacher for Hinton distillation
@@ -491,6 +497,13 @@ def validate(config: TrainConfig) -> TrainConfig:
              "nesterov needs momentum > 0; pass --set momentum=0.9 or nesterov=false.")
     _require(len(config.adam_betas) == 2 and all(0 <= beta < 1 for beta in config.adam_betas),
              f"adam_betas must be two numbers in [0, 1), got {config.adam_betas}.")
+    _require(config.sdlm_mu > 0 and config.sdlm_samples >= 1,
+             f"sdlm_mu must be positive and sdlm_samples at least 1, got {config.sdlm_mu}, {config.sdlm_samples}.")
+    _require(config.optimizer != "sdlm" or (config.momentum == 0 and config.weight_decay == 0),
+             "The sdlm optimizer has no momentum and no weight decay; pass --set momentum=0 weight_decay=0.")
+    _require(config.loss in LOSSES, f"Unknown loss {config.loss!r}; use one of {', '.join(LOSSES)}.")
+    _require(config.loss != "map" or config.label_smoothing == 0,
+             "The map loss has no label smoothing; pass --set label_smoothing=0 or loss=cross_entropy.")
     _require(config.schedule in SCHEDULES,
              f"Unknown schedule {config.schedule!r}; use one of {', '.join(SCHEDULES)}.")
     _require(config.schedule_unit in SCHEDULE_UNITS,

@@ -16,7 +16,7 @@ def test_list_with_a_pattern_shows_both_lenets(capsys):
     lines = out.splitlines()
     assert status == 0 and err == ""
     assert [line.split()[0] for line in lines] == ["Model", "lenet5", "lenet5_modern"]
-    assert "60,000" in lines[1] and "326 K" in lines[1] and "LeCun et al. 1998" in lines[1]
+    assert "60,000" in lines[1] and "417 K" in lines[1] and "LeCun et al. 1998" in lines[1]
     assert "61,706" in lines[2]
     assert len({len(line) for line in lines}) == 1, "columns must be aligned"
 
@@ -30,7 +30,7 @@ def test_info_shows_layers_and_60000_trainable_parameters(capsys):
     status, out, _ = run(capsys, "info", "lenet5")
     assert status == 0
     assert "60,000 trainable" in out and "features.c3" in out and "16x10x10" in out
-    assert "MACs: 325,680" in out
+    assert "MACs: 416,520" in out
 
 
 def test_info_with_small_input_and_options(capsys):

@@ -56,7 +56,7 @@ def test_lenet_recipe_follows_the_papers_pass_schedule():
     schedule = LearningRateSchedule(lenet, steps_per_epoch=10, total_steps=200)
     per_pass = [schedule.lr(epoch * 10) for epoch in range(20)]
     assert per_pass == pytest.approx([5e-4] * 2 + [2e-4] * 3 + [1e-4] * 3 + [5e-5] * 4 + [1e-5] * 8)
-    assert lenet.epochs == 20 and lenet.optimizer == "sgd"
+    assert lenet.epochs == 20 and lenet.optimizer == "sdlm" and lenet.loss == "map"
 
 
 def test_googlenet_and_vgg_recipes():

@@ -26,13 +26,16 @@ def build_parser() -> ArgumentParser:
     from papernets.cli import export_commands
     from papernets.cli import models_commands
     from papernets.cli import report_commands
+    from papernets.cli import reproduce_commands
     from papernets.cli import train_commands
+    from papernets.cli import verify_commands
 
     parser = ArgumentParser(prog="papernets", description="The classic CNN papers, implemented line by line, "
                             "trained fast, verified by tests: list and inspect models, train, evaluate, report.")
     parser.add_argument("--version", action="version", version=f"papernets {__version__}")
     subcommands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
-    for module in (models_commands, report_commands, train_commands, data_commands, export_commands):
+    for module in (models_commands, report_commands, train_commands, data_commands, export_commands,
+                   reproduce_commands, verify_commands):
         module.add_commands(subcommands)
     return parser
 

@@ -20,7 +20,7 @@ PRECISIONS = ("bf16", "off")
 TORCH_RNG_BYTES = 5056  # torch.get_rng_state() of the CPU generator (Mersenne Twister state and a counter)
 MT19937_WORDS = 624     # numpy's and Python's Mersenne Twister state (Python adds the position: 625)
 # The optimizer each config names, and a key only its param_groups hold.
-OPTIMIZER_GROUP_KEYS = {"sgd": "nesterov", "adamw": "betas", "rmsprop": "alpha"}
+OPTIMIZER_GROUP_KEYS = {"sgd": "nesterov", "adamw": "betas", "rmsprop": "alpha", "sdlm": "mu"}
 
 
 def _is_int(value) -> bool:

@@ -48,6 +48,7 @@ from papernets.runs.writer import (RUN_FOLDER_ADVICE, StepLog, create_run_folder
 from papernets.training.losses import LossParts, training_loss
 from papernets.training.optim import LearningRateSchedule, build_optimizer, set_lr
 from papernets.training.progress import Progress, plural
+from papernets.training.sdlm import SDLM, estimate_curvature
 
 
 
@@ -166,6 +167,19 @@ def build_model(config: TrainConfig, data: PreparedData) -> tuple[nn.Module, int
         raise ConfigError(f"Model {config.model} cannot take {config.dataset}'s {size} images "
                           f"({str(error).splitlines()[0]}); pick a model designed for images this size.") from None
     return model, count_parameters(model), macs
+
+
+def curvature_images(data: PreparedData, config: TrainConfig, epoch: int, device: torch.device) -> torch.Tensor:
+    """The `sdlm_samples` training images, drawn afresh for each epoch from (seed, epoch), on which the sdlm
+    optimizer estimates its second derivatives before the epoch (LeCun et al. 1998, Appendix C)."""
+    from papernets.data import BatchLoader
+
+    count = min(config.sdlm_samples, len(data.train.labels))
+    chosen = np.random.default_rng([config.seed, epoch]).choice(len(data.train.labels), count, replace=False)
+    loader = BatchLoader(data.train.images[chosen], data.train.labels[chosen], batch_size=count, seed=config.seed,
+                         augment=None, mean=data.mean, std=data.std, device=device, shuffle=False, drop_last=False)
+    images, _ = next(iter(loader.eval_batches()))
+    return images
 
 
 def auxiliary_loss_weights(config: TrainConfig, model: nn.Module) -> tuple[float, ...]:
@@ -528,7 +542,8 @@ def train_holding(config: TrainConfig, held: contextlib.ExitStack, *, dataset=No
                 teacher_logits = teacher(images) if teacher is not None else None
         loss = training_loss(outputs, labels, label_smoothing=config.label_smoothing,
                              aux_loss_weights=aux_loss_weights, teacher_logits=teacher_logits,
-                             temperature=config.distill_temperature, alpha=config.distill_alpha)
+                             temperature=config.distill_temperature, alpha=config.distill_alpha,
+                             loss=config.loss, rubbish_j=config.map_rubbish_j)
         optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
         optimizer.step()
@@ -550,6 +565,8 @@ def train_holding(config: TrainConfig, held: contextlib.ExitStack, *, dataset=No
 
     with StopSignals() as stop_signals:
         for epoch in range(state.epoch, epochs):
+            if isinstance(optimizer, SDLM) and state.step == 0:  # mid-epoch, the checkpoint holds the estimate
+                optimizer.set_curvature(estimate_curvature(model, curvature_images(data, config, epoch, device)))
             model.train()
             progress.start_epoch(epoch, epochs, steps_per_epoch, state.step)
             epoch_started = clock = time.perf_counter()

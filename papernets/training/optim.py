@@ -39,6 +39,11 @@ def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sdlm":
+        from papernets.training.sdlm import SDLM
+
+        return SDLM([parameter for parameter in model.parameters() if parameter.requires_grad],
+                    lr=config.lr, mu=config.sdlm_mu)
     groups = parameter_groups(model, config)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
