@@ -46,6 +46,7 @@ def test_train_with_keyword_fields_or_a_config(tmp_path):
         papernets.train(config, epochs=2)
 
 
+@pytest.mark.slow  # trains the README's run: half a minute
 def test_the_readme_python_snippet_runs_as_written(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

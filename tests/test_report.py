@@ -9,6 +9,7 @@ import csv
 import json
 import math
 import re
+import zipfile
 import shutil
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from PIL import Image
 from papernets.analysis.report import write_comparison_report, write_report
 from papernets.cli import main
 from papernets.runs.names import PREDICTIONS_FILE
-from papernets.runs.predictions import MOST_CONFIDENT_MISTAKES, Predictions, most_confident_mistakes
+from papernets.runs.predictions import (LARGEST_INFLATED_BYTES, MOST_CONFIDENT_MISTAKES, Predictions,
+                                        most_confident_mistakes)
 from papernets.runs.reader import RunFolderError
 from papernets.training.engine import evaluate_checkpoint
 from conftest import dataset_flags
@@ -331,3 +333,14 @@ def test_report_equals_summary_on_the_fast_recipe_with_bf16_channels_last_and_fl
     evaluated = evaluate_checkpoint(run, data_dir=str(dataset_flags("fashion-mnist")[-1]))
     assert (evaluated["accuracy"], evaluated["top5_accuracy"]) == (summary["test_accuracy"],
                                                                    summary["test_top5_accuracy"])
+
+
+def test_a_predictions_file_that_would_inflate_past_any_run_is_refused_before_inflating(tmp_path):
+    bomb = tmp_path / "predictions.npz"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("probs.npy", "w", force_zip64=True) as member:
+            for _ in range(LARGEST_INFLATED_BYTES // (1 << 20) + 1):
+                member.write(bytes(1 << 20))
+    assert bomb.stat().st_size < 2 << 20
+    with pytest.raises(RunFolderError, match="would inflate to"):
+        Predictions.load(bomb)

@@ -83,6 +83,7 @@ def test_a_folder_of_another_configuration_is_refused(tmp_path, mnist_files):
         reproduce(experiment, tmp_path / "out", quick=False, data_dir=str(mnist_files), log=lambda line: None)
 
 
+@pytest.mark.slow  # five ResNet depths trained: half a minute
 def test_resnet_cifar10_table6_quick_on_generated_cifar_files(tmp_path, monkeypatch):
     small(monkeypatch, "cifar10", 5 * 40, 40)
     write_cifar_python_folder(tmp_path / "data" / "cifar-10-batches-py", 10, per_file=40)
@@ -98,6 +99,7 @@ def test_resnet_cifar10_table6_quick_on_generated_cifar_files(tmp_path, monkeypa
     assert (resnet110["warmup_lr"], resnet110["momentum"], resnet110["weight_decay"]) == (0.01, 0.9, 1e-4)
 
 
+@pytest.mark.slow  # one run per model family: twenty seconds
 def test_fashion_mnist_zoo_quick_has_one_row_per_family(tmp_path, monkeypatch):
     small(monkeypatch, "fashion-mnist", 200, 100)
     write_mnist_folder(tmp_path / "fashion", 200, 100)

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import types
 from dataclasses import replace
 from pathlib import Path
 
@@ -244,3 +245,27 @@ def test_without_a_terminal_progress_is_plain_lines_within_and_after_each_epoch(
     assert all("(epoch 1/1): train_loss " in line and line.endswith(" img/s") for line in within)
     assert sum(line.startswith("epoch 1/1: train_loss") for line in lines) == 1
     assert not any("\r" in line for line in lines)  # no progress bar without a terminal
+
+
+def test_tensorboard_gets_step_curves_by_global_step_and_epoch_rows_at_their_last_step(tmp_path, monkeypatch):
+    scalars = []
+
+    class RecordingWriter:  # torch.utils.tensorboard.SummaryWriter's interface, as the engine uses it
+        def __init__(self, log_dir):
+            self.log_dir = log_dir
+
+        def add_scalar(self, tag, value, step):
+            scalars.append((tag, step))
+
+        def flush(self):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=RecordingWriter))
+    run_dir = train(generated_config(tmp_path, tensorboard=True, log_every_steps=2), dataset=generated_dataset())
+    steps = [step for tag, step in scalars if tag == "step/batch_loss"]
+    assert steps == [2, 4, 6, 8, 10, 12]  # 2 epochs of 6 steps
+    assert [int(row["step"]) for row in read_metrics(run_dir, name="steps.csv")] == steps
+    assert [step for tag, step in scalars if tag == "epoch/val_acc"] == [6, 12]

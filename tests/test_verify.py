@@ -31,6 +31,7 @@ def all_markdown():
     return certificates_of_all, certificates.format_markdown(certificates_of_all, MARKDOWN_COMMAND)
 
 
+@pytest.mark.slow  # `verify --all`: every model, with torchvision's logits
 def test_verify_all_passes_and_certifies_every_registered_model(all_markdown):
     certified, _ = all_markdown
     assert [certificate.model for certificate in certified] == list_models()
@@ -41,6 +42,7 @@ def test_verify_all_passes_and_certifies_every_registered_model(all_markdown):
     assert len(with_torchvision) >= 15 and all(c.torchvision.status == "match" for c in with_torchvision)
 
 
+@pytest.mark.slow  # `verify --all`: every model, with torchvision's logits
 def test_fidelity_document_is_the_current_verify_output(all_markdown):
     _, markdown = all_markdown
     assert FIDELITY.read_text() == markdown + "\n", \

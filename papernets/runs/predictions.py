@@ -12,6 +12,9 @@ from papernets.files import atomic_write
 from papernets.runs.reader import RunFolderError
 
 MOST_CONFIDENT_MISTAKES = 24  # images kept in predictions.npz for the report's grid
+# The most predictions.npz may inflate to: 50,000 test images x 1,000 classes of float32 are 200 MB, so a file
+# declaring more is not papernets' and is refused before anything is inflated.
+LARGEST_INFLATED_BYTES = 256 << 20
 
 
 def most_confident_mistakes(probs: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
@@ -52,6 +55,10 @@ class Predictions:
             raise RunFolderError(f"{path} is missing; `papernets report {path.parent}` evaluates the run's best "
                                  "checkpoint again and writes it.")
         try:
+            with zipfile.ZipFile(path) as archive:
+                declared = sum(member.file_size for member in archive.infolist())
+            if declared > LARGEST_INFLATED_BYTES:
+                raise ValueError(f"its members would inflate to {declared:,} bytes, more than any run's predictions")
             with np.load(path, allow_pickle=False) as arrays:
                 return cls(probs=arrays["probs"], labels=arrays["labels"],
                            class_names=[str(name) for name in arrays["class_names"]],
