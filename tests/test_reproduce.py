@@ -97,6 +97,8 @@ def test_resnet_cifar10_table6_quick_on_generated_cifar_files(tmp_path, monkeypa
     assert "No figure from this experiment is claimed" in text and "--seeds 5" in text
     resnet110 = json.loads((tmp_path / "resnet" / "resnet110-seed0" / "config.json").read_text())
     assert (resnet110["warmup_lr"], resnet110["momentum"], resnet110["weight_decay"]) == (0.01, 0.9, 1e-4)
+    full = experiment_config(EXPERIMENTS["resnet-cifar10-table6"], "resnet110", 0, quick=False, data_dir=None)
+    assert (full.warmup_steps, full.warmup_lr, full.epochs, full.batch_size) == (400, 0.01, 182, 128)
 
 
 @pytest.mark.slow  # one run per model family: twenty seconds
