@@ -32,11 +32,14 @@ def _figure(mean: float, std: float | None, runs: int) -> str:
 
 
 def model_rows(experiment, runs: list) -> list[dict]:
+    # A baseline (another model's figure, e.g. human performance) is no figure to reproduce.
+    figures = {model: next((result for result in results_for(model, experiment.dataset) if result.kind != "baseline"),
+                           None) for model in experiment.models}
+    other_metric = next((figure.metric for figure in figures.values() if figure), "test_error")
     rows = []
-    for model in experiment.models:
+    for model, published in figures.items():
         model_runs = [run for run in runs if run.summary["model"] == model]
-        published = next(iter(results_for(model, experiment.dataset)), None)
-        metric = published.metric if published else "test_error"
+        metric = published.metric if published else other_metric
         values = [_as_metric(run.summary["test_accuracy"], metric) for run in model_runs]
         mean, std = _mean_std(values)
         rows.append({

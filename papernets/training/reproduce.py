@@ -42,7 +42,7 @@ QUICK_SIZES = {"epochs": 1, "iterations": 0, "train_size": 512, "val_size": 256,
 EXPERIMENTS = {experiment.name: experiment for experiment in (
     Experiment(
         name="lenet5-mnist",
-        title="LeNet-5 on MNIST without distortions (LeCun et al. 1998, Sec. III.C: 0.95% test error)",
+        title="LeNet-5 on MNIST without distortions (LeCun et al. 1998, Sec. III.B: 0.95% test error)",
         recipe="lenet-lecun1998", dataset="mnist", models=("lenet5",), seeds=3,
         # Batch 16 instead of 1 (see deviations) at the paper's global rates per update. The paper trains on all
         # 60,000 images and reports the last pass: no validation split, the final weights are tested. One thread:
@@ -75,7 +75,7 @@ EXPERIMENTS = {experiment.name: experiment for experiment in (
         name="fashion-mnist-zoo",
         title="One network per family on Fashion-MNIST, against the Fashion-MNIST benchmark's figures",
         recipe="fast-fashion-mnist", dataset="fashion-mnist",
-        models=("lenet5", "vgg11_bn", "googlenet", "resnet18", "mobilenet_v1", "mobilenet_v2",
+        models=("lenet5", "vgg16_bn", "googlenet", "resnet18", "mobilenet_v1", "mobilenet_v2",
                 "mobilenet_v3_small"), seeds=1,
         overrides={"epochs": 10},
         quick={**QUICK_SIZES, "train_size": 32, "val_size": 0, "test_size": 32, "batch_size": 32,
