@@ -35,19 +35,22 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "real_data(*names): the test reads these real data sets (make data)")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    needed = set()
+    """Marks the tests that take a real-data fixture, before `-m` selects (so `-m "not real_data"` leaves them out)."""
     for item in items:
         for fixture, name in REAL_DATA_FIXTURES.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(pytest.mark.real_data(name))
-        for mark in item.iter_markers("real_data"):
-            needed.update(mark.args)
+
+
+def pytest_collection_finish(session):
+    """After selection: the data sets the selected tests read must all be found, or the run stops in one line."""
+    needed = {name for item in session.items for mark in item.iter_markers("real_data") for name in mark.args}
     missing = sorted(name for name in needed if real_data_folder(name) is None)
     if missing:
-        commands = " ".join(missing)
         pytest.exit(f"the selected tests need the real data set(s) {', '.join(missing)}, which papernets cannot find; "
-                    f"run `make data` (or `papernets data download {commands}`) first.", returncode=4)
+                    f"run `make data` (or `papernets data download {' '.join(missing)}`) first.", returncode=4)
 
 
 @pytest.fixture(scope="session")

@@ -47,9 +47,10 @@ def test_train_with_keyword_fields_or_a_config(tmp_path):
 
 
 @pytest.mark.slow  # trains the README's run: half a minute
-def test_the_readme_python_snippet_runs_as_written(tmp_path, monkeypatch, capsys):
+def test_the_readme_python_snippet_runs_as_written(tmp_path, monkeypatch, capsys, fashion_mnist_dir):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PAPERNETS_DATA", str(fashion_mnist_dir.parent))  # where `make data` put it, cache or not
     exec(compile(readme_python_snippet(), "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "'resnet18', 'resnet20'" in printed and "(60000, 1, 28, 28)" in printed

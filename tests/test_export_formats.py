@@ -14,6 +14,7 @@ from papernets.cli import main
 from papernets.export.fusion import load_exported_model
 from papernets.runs.checkpoint import model_from_checkpoint
 
+pytestmark = pytest.mark.real_data("fashion-mnist")
 SHORT_RUN = ["train", "--model", "fastnet", "--dataset", "fashion-mnist", "--epochs", "1", "--no-report", "--quiet",
              "--set", "train_size=1024", "val_size=256", "test_size=512", "threads=1", "run_name=run"]
 

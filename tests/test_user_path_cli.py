@@ -12,6 +12,7 @@ from papernets.cli import main
 SUBSET = ["--set", "train_size=512", "val_size=128", "test_size=128", "threads=1"]
 
 
+@pytest.mark.real_data("mnist")
 def test_resnet_recipe_on_mnist_prints_a_decaying_schedule_and_uses_no_flips(tmp_path, capsys):
     assert main(["train", "--recipe", "resnet-cifar-he2015", "--dataset", "mnist", "--epochs", "3", "--no-report",
                  "--output", str(tmp_path), *SUBSET]) == 0
@@ -42,6 +43,7 @@ def test_print_config_shows_the_resolved_config_and_help_lists_the_fields(capsys
     assert exit_status.value.code == 0 and capsys.readouterr().out.strip() == f"papernets {__version__}"
 
 
+@pytest.mark.real_data("fashion-mnist")
 def test_quiet_prints_the_result_only_and_a_finished_run_is_not_resumed(tmp_path, capsys):
     assert main(["train", "--model", "lenet5_modern", "--dataset", "fashion-mnist", "--epochs", "1", "--quiet",
                  "--no-report", "--output", str(tmp_path), *SUBSET]) == 0
