@@ -31,6 +31,7 @@ def test_the_table_covers_at_least_30_kinds_of_mistake(table):
     assert {"train", "eval", "predict", "info", "list", "data", "report", "compare"} <= commands
 
 
+@pytest.mark.real_data("fashion-mnist")  # some rows train (e.g. a batch larger than the data) before failing
 def test_every_bad_command_line_exits_non_zero_with_one_clear_sentence(table, capsys):
     problems = []
     for row in table:

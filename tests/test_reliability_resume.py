@@ -41,7 +41,7 @@ def server(tmp_path_factory) -> ProcessServer:
 
 
 @pytest.fixture(scope="module")
-def reference(server, tmp_path_factory) -> Path:
+def reference(server, tmp_path_factory, fashion_mnist_dir) -> Path:
     """The uninterrupted run every interrupted one must equal."""
     output = tmp_path_factory.mktemp("reference")
     code, _, log = server.run(WORKLOAD.command(output, "reference"))
@@ -75,7 +75,7 @@ def test_sigterm_mid_epoch_saves_exits_143_and_the_resume_continues_from_that_sa
 
 
 @pytest.fixture(scope="module")
-def stopped_run(tmp_path_factory) -> Path:
+def stopped_run(tmp_path_factory, fashion_mnist_dir) -> Path:
     """The workload stopped after step 10: last.pt at step 10, last.prev.pt at step 8."""
     output = tmp_path_factory.mktemp("stopped")
     with pytest.MonkeyPatch.context() as patch, sigterm_during_step(10):

@@ -78,7 +78,7 @@ def private_cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def fashion_run(tmp_path_factory) -> Path:
+def fashion_run(tmp_path_factory, fashion_mnist_dir) -> Path:
     """lenet5_modern, 2 epochs on 2,000 Fashion-MNIST images, through the command line."""
     output = tmp_path_factory.mktemp("fashion")
     status = main(["train", "--model", "lenet5_modern", *dataset_flags("fashion-mnist"), "--recipe",
