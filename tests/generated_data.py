@@ -1,5 +1,7 @@
 """Shared by the training and reliability tests: a tiny generated data set that trains in a few steps."""
 
+import tracemalloc
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -51,3 +53,15 @@ def valid_checkpoint(global_step: int = 0, num_classes: int = 4, size: int = 12,
             "schedule_state": {}, "scaler_state": {}, "epoch": 0, "step": global_step, "global_step": global_step,
             "rng": capture_rng_state(), "epoch_sums": [0.0, 0.0, 0.0], "metrics_rows": [],
             "best_val_accuracy": None, "best_epoch": None, "train_seconds": 0.0}
+
+
+@contextmanager
+def peak_memory():
+    """Measures the block: yields a dict whose "peak" is, on exit, the most bytes Python held at once inside it."""
+    measured = {}
+    tracemalloc.start()
+    try:
+        yield measured
+    finally:
+        measured["peak"] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()

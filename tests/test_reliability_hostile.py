@@ -14,7 +14,6 @@ import struct
 import sys
 import tarfile
 import threading
-import tracemalloc
 import zlib
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from papernets.data.locate import extract_tar_safely
 from papernets.data.readers import read_idx
 from papernets.errors import ConfigError, DatasetError, ModelError
 from papernets.config import AUGMENTATION_RANGES, FIELD_RANGES, FIELD_TYPES, load_config, parse_overrides
+from generated_data import peak_memory
 from test_data_readers import idx_bytes, write_mnist_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
@@ -176,14 +176,10 @@ def test_class_3_a_mutated_image_header_decodes_or_is_one_sentence(tmp_path_fact
 def test_class_3_an_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path, data):
     path = tmp_path / "bomb.png"
     path.write_bytes(data)
-    tracemalloc.start()
-    try:
-        with pytest.raises(ImageFileError, match=f"pixels.* than the {MAX_IMAGE_PIXELS:,} papernets decodes"):
-            read_image(path, (1, 28, 28))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 10 * 2**20
+    refusal = pytest.raises(ImageFileError, match=f"pixels.* than the {MAX_IMAGE_PIXELS:,} papernets decodes")
+    with peak_memory() as memory, refusal:
+        read_image(path, (1, 28, 28))
+    assert memory["peak"] < 10 * 2**20
 
 
 @pytest.mark.parametrize("kind", ["fifo", "folder", "device"])
@@ -342,14 +338,9 @@ def test_class_5_a_gzip_bomb_is_read_only_to_its_declared_size(tmp_path):
     path = tmp_path / "train-images-idx3-ubyte.gz"
     declared = idx_bytes(np.zeros((10, 28, 28), np.uint8))
     path.write_bytes(gzip.compress(declared + bytes(64 * 2**20)))
-    tracemalloc.start()
-    try:
-        with pytest.raises(DatasetError, match="has trailing bytes"):
-            read_idx(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 4 * 2**20  # the declared 7,840 bytes and a read buffer, not the 64 MB inside
+    with peak_memory() as memory, pytest.raises(DatasetError, match="has trailing bytes"):
+        read_idx(path)
+    assert memory["peak"] < 4 * 2**20  # the declared 7,840 bytes and a read buffer, not the 64 MB inside
 
 
 def test_class_5_a_header_declaring_a_huge_array_is_refused_unread(tmp_path):

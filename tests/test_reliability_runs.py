@@ -14,7 +14,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generated_data import generated_dataset, valid_checkpoint
+from generated_data import generated_dataset, peak_memory, valid_checkpoint
 from papernets.cli import main
 from papernets.data.readers import read_idx
 from papernets.errors import (CheckpointError, ModelError, PapernetsError, RunFolderBusy, TrainingError,
@@ -154,14 +153,10 @@ def test_class_2_a_deflate_bomb_is_refused_before_it_is_inflated(tmp_path):
             for _ in range(64):
                 member.write(bytes(2**20))
     assert path.stat().st_size < 200_000
-    tracemalloc.start()
-    try:
-        with pytest.raises(CheckpointError, match="declares 67,108,8.. bytes of compressed content"):
-            load_checkpoint(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 8 * 2**20
+    refusal = pytest.raises(CheckpointError, match="declares 67,108,8.. bytes of compressed content")
+    with peak_memory() as memory, refusal:
+        load_checkpoint(path)
+    assert memory["peak"] < 8 * 2**20
 
 
 def test_class_2_a_run_folder_whose_checkpoint_is_another_datasets_is_refused_before_anything_runs(tmp_path,
@@ -414,14 +409,10 @@ def test_class_9_run_name_cannot_leave_the_output_folder(tmp_path):
 
 def test_class_9_a_genuine_idx_file_is_read_without_reserving_a_gigabyte(fashion_mnist_dir):
     path = min(fashion_mnist_dir.glob("train-images-idx3-ubyte*"))  # plain or .gz
-    tracemalloc.start()
-    try:
+    with peak_memory() as memory:
         images = read_idx(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
     assert images.shape == (60000, 28, 28)
-    assert peak < 3 * images.nbytes  # the chunks, their join and the copy: never the old 1 GiB reservation
+    assert memory["peak"] < 3 * images.nbytes  # the chunks, their join and the copy: never the old 1 GiB reservation
 
 
 # ------------------------------------------------------------------------------------- 10. two writers, one run
