@@ -18,7 +18,6 @@ where() {
   "$papernets" data list --json 2>/dev/null |
     python3 -c 'import json, sys; print(next((row["found"] or "") for row in json.load(sys.stdin) if row["name"] == sys.argv[1]))' "$1"
 }
-found() { [ -n "$(where "$1")" ]; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi; }
 
@@ -37,16 +36,18 @@ install_mnist_with_fetch_tool() {
 
 failed=0
 for name in "${datasets[@]}"; do
-  if found "$name"; then
-    echo "$name: found in $(where "$name")"
+  folder=$(where "$name")
+  if [ -n "$folder" ]; then
+    echo "$name: found in $folder"
     continue
   fi
   case $name in
     fashion-mnist) install_fashion_mnist_from_debian ;;
     mnist) install_mnist_with_fetch_tool ;;
   esac
-  if found "$name" || download_error=$("$papernets" data download "$name" 2>&1 >/dev/null); then
-    echo "$name: installed in $(where "$name")"
+  folder=$(where "$name")
+  if [ -n "$folder" ] || download_error=$("$papernets" data download "$name" 2>&1 >/dev/null); then
+    echo "$name: installed in ${folder:-$(where "$name")}"
   else
     reason=${download_error#error: }
     echo "make data: $name could not be installed here (no Debian package or fetch tool, and ${reason,})" >&2

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from papernets.text import plural
+
 PAPER_RESULTS_FILE = Path(__file__).with_name("paper_results.toml")
 
 
@@ -96,7 +98,7 @@ class RunAccuracy:
 def comparison_rows(model: str, dataset: str, accuracy: RunAccuracy, epochs: int | None = None) -> list[list[str]]:
     """Rows of the "paper vs this run" table: source, kind, how the source trained, published figure, as
     accuracy, this run (with its epochs), difference."""
-    this_run = f"{accuracy} after {epochs} epoch{'' if epochs == 1 else 's'}" if epochs else str(accuracy)
+    this_run = f"{accuracy} after {plural(epochs, 'epoch')}" if epochs else str(accuracy)
     rows = []
     for result in results_for(model, dataset):
         low, high = result.accuracy_range

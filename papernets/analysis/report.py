@@ -25,6 +25,7 @@ from papernets.files import write_text
 from papernets.runs.names import PREDICTIONS_FILE
 from papernets.runs.predictions import Predictions
 from papernets.runs.reader import Run, RunFolderError, read_run
+from papernets.text import plural
 
 REPORT_FILE = "report.md"
 REPORT_ADVICE = "free disk space or make the folder writable, then run `papernets report` again"
@@ -274,11 +275,11 @@ def write_report(run_dir: str | Path, html: bool = False) -> Path:
     model, dataset = run.summary["model"], run.summary["dataset"]
     title = f"{model} on {dataset}"
     document = Document(f"{title} — run {run.name}")
-    epochs = run.summary.get("epochs", len(run.metrics))
     document.paragraph(
         f"Test accuracy **{percent(run.summary['test_accuracy'])}** from the best-validation checkpoint; best "
         f"validation accuracy {percent(run.summary.get('best_val_accuracy'))}; "
-        f"{epochs} epoch{'' if epochs == 1 else 's'} in {duration(run.summary['wall_seconds'])}; "
+        f"{plural(run.summary.get('epochs', len(run.metrics)), 'epoch')} in "
+        f"{duration(run.summary['wall_seconds'])}; "
         f"recipe `{run.summary.get('recipe', run.config.get('recipe'))}`, seed {run.summary.get('seed')}.")
 
     calibration = Calibration.of(predictions)

@@ -15,7 +15,7 @@ from papernets.config import (AMP_MODES, DEVICES, FIELD_TYPES, FieldKind, TrainC
                               config_from_dict, default_recipe, fields_of_kind, list_recipes, load_config,
                               parse_overrides, type_name)
 from papernets.errors import ConfigError, PapernetsError
-from papernets.training.progress import plural
+from papernets.text import plural
 
 
 def add_commands(subparsers) -> None:

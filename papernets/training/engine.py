@@ -47,7 +47,8 @@ from papernets.runs.writer import (RUN_FOLDER_ADVICE, StepLog, create_run_folder
                                    prepare_run_folder, write_json, write_metrics)
 from papernets.training.losses import LossParts, training_loss
 from papernets.training.optim import LearningRateSchedule, build_optimizer, set_lr
-from papernets.training.progress import Progress, plural
+from papernets.text import plural
+from papernets.training.progress import Progress
 from papernets.training.sdlm import SDLM, estimate_curvature
 
 

@@ -13,10 +13,6 @@ BAR_REFRESH_STEPS = 20    # the bar's loss and accuracy are fetched from the dev
 PLAIN_LINE_SECONDS = 10.0
 
 
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
 class Progress:
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
