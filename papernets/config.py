@@ -5,7 +5,8 @@ Recipe files are flat `field = value` tables, plus two sub-tables: `[augmentatio
 `papernets.data.Augmentation`, over the dataset's default) and `[model_options]` (keyword options of the model
 builder). On the command line these read `--set augmentation.flip=false` and `--set model_options.dropout=0.3`.
 A recipe may also adjust fields for some models: `[models."lenet5*"]` holds fields applied, after the rest of
-the recipe and before the command line, when the model's name matches the fnmatch pattern.
+the recipe and before the command line, when the model's name matches the fnmatch pattern. A recipe with
+`base = "other-recipe"` holds only what differs from that recipe (`read_recipe`).
 
 Resolving a recipe for one run (`load_config`) keeps the recipe's intent when the command line changes it,
 and records each change in `adjustments` (printed at the start of the run, saved in config.json):
@@ -210,14 +211,38 @@ def recipe_path(recipe: str) -> Path:
     raise ConfigError(f"Unknown recipe {recipe!r}: pass one of {', '.join(list_recipes())} or a .toml file.")
 
 
-def read_recipe(recipe: str) -> dict:
+def read_recipe(recipe: str, derived: tuple[str, ...] = ()) -> dict:
+    """The recipe's fields. A recipe with `base = "other-recipe"` holds only what differs from that one: its
+    fields replace the base's, and its tables ([augmentation], [models."lenet5*"]) replace the base's key by key."""
     path = recipe_path(recipe)
     try:
-        return tomllib.loads(path.read_text())
+        values = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"Recipe {path} cannot be read as TOML ({error}); fix the file.") from None
     except RecursionError:  # arrays or tables nested thousands deep: no recipe looks like that
         raise ConfigError(f"Recipe {path} nests arrays or tables too deeply to read; fix the file.") from None
+    base = values.pop("base", None)
+    if base is None:
+        return values
+    if not isinstance(base, str):
+        raise ConfigError(f"Recipe {path}: base must be another recipe's name or .toml file; fix the file.")
+    if base in derived or base == recipe:
+        raise ConfigError(f"Recipe {path}: its bases form a loop ({' -> '.join((*derived, recipe, base))}); fix "
+                          "the file.")
+    return over_base(read_recipe(base, (*derived, recipe)), values)
+
+
+def over_base(base: dict, values: dict) -> dict:
+    """`values` over `base`, tables merged key by key; a warm-up given in one kind (steps or fraction) replaces
+    the base's warm-up of the other kind."""
+    merged = dict(base)
+    if {"warmup_steps", "warmup_fraction"} & values.keys():
+        merged.pop("warmup_steps", None)
+        merged.pop("warmup_fraction", None)
+    for key, value in values.items():
+        both_tables = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = over_base(base[key], value) if both_tables else value
+    return merged
 
 
 def type_name(expected) -> str:

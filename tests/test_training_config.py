@@ -231,3 +231,18 @@ def test_mnist_never_gets_mirrored_digits_from_a_recipe(recipe):
     assert any("flip off for mnist" in note for note in mnist.adjustments) == bool(recipe_flips)
     with pytest.raises(ConfigError, match="mirrors mnist's images"):
         load_config(recipe, {"dataset": "mnist", "augmentation": {"flip": True}})
+
+
+def test_a_recipe_with_a_base_holds_only_what_differs(tmp_path):
+    assert read_recipe("fast-mnist-1min") == {**read_recipe("fast-mnist"), "name": "fast-mnist-1min", "epochs": 3}
+    derived = tmp_path / "derived.toml"
+    derived.write_text('base = "fast-mnist"\nwarmup_steps = 7\n[augmentation]\npad = 0\n'
+                       '[models."lenet5*"]\nlr = 1e-3\n')
+    values = read_recipe(str(derived))
+    assert values["warmup_steps"] == 7 and "warmup_fraction" not in values  # one warm-up kind replaces the other
+    assert values["augmentation"] == {**read_recipe("fast-mnist")["augmentation"], "pad": 0}
+    assert values["models"]["lenet5*"]["lr"] == 1e-3 and values["models"]["lenet5*"]["optimizer"] == "adamw"
+    looped = tmp_path / "looped.toml"
+    looped.write_text(f'base = "{looped}"\n')
+    with pytest.raises(ConfigError, match="its bases form a loop"):
+        read_recipe(str(looped))
