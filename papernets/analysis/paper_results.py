@@ -76,7 +76,8 @@ def results_for(model: str, dataset: str) -> list[PublishedResult]:
 
 @dataclass(frozen=True)
 class RunAccuracy:
-    """Test accuracy over n runs of one config (different seeds), in percent."""
+    """A test figure over n runs of one config (different seeds), in percent: accuracy, or for a paper that
+    reports error, error."""
 
     mean: float
     std: float | None  # sample standard deviation; None for a single run
@@ -85,7 +86,10 @@ class RunAccuracy:
     @classmethod
     def of(cls, accuracies: list[float]) -> "RunAccuracy":
         """From accuracies given as fractions in [0, 1]."""
-        percents = [accuracy * 100 for accuracy in accuracies]
+        return cls.of_percents([accuracy * 100 for accuracy in accuracies])
+
+    @classmethod
+    def of_percents(cls, percents: list[float]) -> "RunAccuracy":
         std = statistics.stdev(percents) if len(percents) > 1 else None
         return cls(mean=statistics.fmean(percents), std=std, runs=len(percents))
 

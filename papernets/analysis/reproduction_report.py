@@ -6,10 +6,10 @@ evidence: the resolved config, the code version and the hardware, as the runs' e
 """
 
 import json
-import statistics
 from pathlib import Path
 
-from papernets.analysis.paper_results import results_for
+from papernets.analysis.paper_results import RunAccuracy, results_for
+from papernets.files import write_text
 from papernets.runs.reader import read_run
 
 REPORT_FILE = "report.md"
@@ -23,14 +23,6 @@ def _as_metric(accuracy: float, metric: str) -> float:
     return 100 * (1 - accuracy) if metric == "test_error" else 100 * accuracy
 
 
-def _mean_std(values: list[float]) -> tuple[float, float | None]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
-
-
-def _figure(mean: float, std: float | None, runs: int) -> str:
-    return f"{mean:.2f}%" if std is None else f"{mean:.2f} ± {std:.2f}% (n={runs})"
-
-
 def model_rows(experiment, runs: list) -> list[dict]:
     # A baseline (another model's figure, e.g. human performance) is no figure to reproduce.
     figures = {model: next((result for result in results_for(model, experiment.dataset) if result.kind != "baseline"),
@@ -41,14 +33,14 @@ def model_rows(experiment, runs: list) -> list[dict]:
         model_runs = [run for run in runs if run.summary["model"] == model]
         metric = published.metric if published else other_metric
         values = [_as_metric(run.summary["test_accuracy"], metric) for run in model_runs]
-        mean, std = _mean_std(values)
+        ours = RunAccuracy.of_percents(values)
         rows.append({
             "model": model, "metric": metric, "paper": published.low if published else None,
             "paper_high": published.high if published else None,
             "paper_source": published.source if published else None,
             "paper_kind": published.kind if published else None,
-            "mean": mean, "std": std, "seeds": [run.summary["seed"] for run in model_runs], "values": values,
-            "difference": mean - published.low if published else None,
+            "mean": ours.mean, "std": ours.std, "seeds": [run.summary["seed"] for run in model_runs], "values": values,
+            "difference": ours.mean - published.low if published else None,
             "wall_seconds": sum(run.summary["wall_seconds"] for run in model_runs),
         })
     return rows
@@ -66,7 +58,7 @@ def write_reproduction_report(reproduction) -> Path:
     evidence = {name: environment.get(name) for name in ("git_commit", "git_dirty", "package_version", "torch",
                                                           "python", "platform", "cpu_model", "cpu_count",
                                                           "torch_threads", "device", "device_name", "amp")}
-    (folder / RESULTS_FILE).write_text(json.dumps(
+    write_text(folder / RESULTS_FILE, json.dumps(
         {"experiment": experiment.name, "quick": quick, "command": command, "rows": rows,
          "config": config, "evidence": evidence}, indent=2) + "\n")
 
@@ -82,7 +74,7 @@ def write_reproduction_report(reproduction) -> Path:
         paper = f"{row['paper']:.2f}% {name}" if row["paper"] is not None else "none published"
         difference = f"{row['difference']:+.2f} pp" if row["difference"] is not None else "–"
         lines.append(f"| {row['model']} | {paper} | {row['paper_source'] or '–'} | "
-                     f"{_figure(row['mean'], row['std'], len(row['values']))} {name} | {difference} | "
+                     f"{RunAccuracy(row['mean'], row['std'], len(row['values']))} {name} | {difference} | "
                      f"{len(row['seeds'])} | {row['wall_seconds'] / 60:.1f} min |")
     lines += ["", "## Every run", "", "| Run | Test accuracy | Best epoch | Epochs | Wall time |",
               "|---|---|---|---|---|"]
@@ -95,6 +87,4 @@ def write_reproduction_report(reproduction) -> Path:
     lines += [f"- {name}: {value}" for name, value in evidence.items() if value is not None]
     lines += ["", "Resolved config (every run; the seed differs):", "", "```json",
               json.dumps(config, indent=2, sort_keys=True), "```", ""]
-    report = folder / REPORT_FILE
-    report.write_text("\n".join(lines))
-    return report
+    return write_text(folder / REPORT_FILE, "\n".join(lines))
