@@ -23,7 +23,8 @@ Deviations from the paper:
 - The model returns the negative squared distances -y_i as logits. The `lenet-lecun1998` recipe trains them
   with the MAP criterion of Sec. II.C, Eq. (9), its "rubbish class" term e^-j included (`loss = "map"`); with
   cross-entropy (the other recipes) it is Eq. (9) without that term.
-- Input normalization (the paper's background -0.1, foreground 1.175) is left to the data pipeline.
+- Input normalization (the paper's background -0.1, foreground 1.175) is left to the data pipeline, so the
+  padding's background level is read from each image (its darkest value) instead of being the paper's -0.1.
 
 `lenet5_modern` departs from the paper on purpose (ReLU, max-pooling, full C3, linear output); each change
 is marked `# DEVIATION:` on its line.
@@ -56,6 +57,8 @@ class PadTo32(nn.Module):
             raise ModelError(f"LeNet-5 takes images of at most {INPUT_SIZE}x{INPUT_SIZE} pixels, got "
                              f"{height}x{width}; resize the images or pick a model designed for larger ones.")
         top, left = (INPUT_SIZE - height) // 2, (INPUT_SIZE - width) // 2
+        # DEVIATION: the background level is taken from the image (its darkest value), where the paper's
+        # normalisation fixes it at -0.1; the pipeline's normalisation is the data's, not the paper's.
         background = x.amin(dim=(-2, -1), keepdim=True)                          # (B, C, 1, 1)
         padding = (left, INPUT_SIZE - width - left, top, INPUT_SIZE - height - top)
         return F.pad(x - background, padding) + background
@@ -132,6 +135,7 @@ class EuclideanRBF(nn.Module):
         # ||x - w_i||^2 = ||x||^2 - 2 x.w_i + ||w_i||^2: one matrix product instead of a (B, classes, in) tensor.
         squared_distance = (x.pow(2).sum(-1, keepdim=True) - 2 * x @ self.codes.T
                             + self.codes.pow(2).sum(-1))                           # (B, classes)
+        # DEVIATION: logits = -y_i; with cross-entropy that is Eq. (9) without its e^-j term (the MAP loss adds it).
         return -squared_distance
 
 
