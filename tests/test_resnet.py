@@ -10,7 +10,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from papernets.errors import ModelError
 from papernets.models import create_model, get_model_entry, list_models
 from papernets.models.interop import load_torchvision_state_dict
-from papernets.models.resnet import Bottleneck, ZeroPadShortcut, cifar_resnet
+from papernets.models.layers import GlobalAveragePool
+from papernets.models.resnet import BasicBlock, Bottleneck, ZeroPadShortcut, cifar_resnet
 from weights_reference import randomized_torchvision
 
 
@@ -141,6 +142,29 @@ def test_option_a_pads_zeros_and_subsamples():
     assert out.shape == (2, 32, 4, 4)
     assert torch.equal(out[:, :16], x[:, :, ::2, ::2])
     assert not out[:, 16:].any()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_channels_last_layers_compute_the_slice_and_the_mean(dtype):
+    x = torch.randn(2, 16, 7, 7).to(dtype).contiguous(memory_format=torch.channels_last)
+    assert torch.equal(ZeroPadShortcut(16, 2)(x)[:, :16], x[:, :, ::2, ::2])
+    assert torch.allclose(GlobalAveragePool()(x), nn.AdaptiveAvgPool2d(1)(x), atol=1e-6, rtol=1e-2)
+
+
+def test_resnet20_backward_keeps_channels_last():
+    """Every block's input gradient stays channels_last (an NCHW one makes the ReLU backward ~15x slower)."""
+    model = create_model("resnet20", input_size=(1, 28, 28), num_classes=10).to(memory_format=torch.channels_last)
+    layouts = []
+
+    def record_gradient_layout(block, inputs):
+        inputs[0].register_hook(lambda grad: layouts.append(grad.is_contiguous(memory_format=torch.channels_last)))
+
+    for block in model.modules():
+        if isinstance(block, BasicBlock):
+            block.register_forward_pre_hook(record_gradient_layout)
+    images = torch.randn(4, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    nn.functional.cross_entropy(model(images), torch.randint(0, 10, (4,))).backward()
+    assert len(layouts) == 9 and all(layouts)
 
 
 def test_option_b_and_c_add_projection_parameters():

@@ -3,6 +3,7 @@
 - `ConvBlock`: convolution and ReLU, with BatchNorm between them when asked (GoogLeNet, Inception v3).
 - `ConvBNActivation` and `make_divisible`: the MobileNets' convolution-BN-activation unit and channel rounding.
 - `small_input_strides`: how the MobileNets keep 32 px inputs from shrinking to 1x1.
+- `GlobalAveragePool`: the mean over height and width, with a backward that keeps channels_last.
 - `forward_with_auxiliary_heads`: auxiliary classifiers (GoogLeNet Sec. 5, Inception v3 Sec. 4), heads on
   intermediate stages that add to the training loss only. In training mode a model returns
   `(logits, aux_logits, ...)` in stage order, in eval mode logits alone.
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 GOOGLE_BATCH_NORM_EPS = 1e-3  # the epsilon of Google's TensorFlow models and torchvision's ports of them
 
@@ -32,6 +34,18 @@ class ConvBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
         return self.relu(x if self.bn is None else self.bn(x))
+
+
+class GlobalAveragePool(nn.Module):
+    """(B, C, H, W) -> (B, C, 1, 1), the mean over height and width, as `nn.AdaptiveAvgPool2d(1)` computes it.
+
+    Through `avg_pool2d` because its backward hands a channels_last input a channels_last gradient, where
+    AdaptiveAvgPool2d(1)'s (expand, then divide) is NCHW, and the ReLU backward that meets it beside a
+    channels_last output runs about 15x slower (21 vs 1.4 ms at 256x16x28x28 bf16, 1 thread; the ResNet-20
+    measurements are in docs/BENCHMARKS.md, "Training throughput", 2026-12-02)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, kernel_size=x.shape[-2:])
 
 
 class ConvBNActivation(nn.Sequential):

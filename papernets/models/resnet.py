@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from papernets.errors import ModelError
+from papernets.models.layers import GlobalAveragePool
 from papernets.models.registry import register_model
 
 SHORTCUT_OPTIONS = ("A", "B", "C")
@@ -47,7 +48,9 @@ class ZeroPadShortcut(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, :, ::self.stride, ::self.stride]
+        # x[:, :, ::stride, ::stride], as a 1x1 average pool: the slice's backward turns a channels_last
+        # gradient into NCHW (see layers.GlobalAveragePool for what that costs), the pool's keeps its layout
+        x = F.avg_pool2d(x, kernel_size=1, stride=self.stride)
         return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))  # (B, C + extra, H / stride, W / stride)
 
 
@@ -147,7 +150,7 @@ class ResNet(nn.Module):
             stages[stage_name] = nn.Sequential(*stage)
         self.stages = nn.Sequential(stages)
         self.head = nn.Sequential(OrderedDict(
-            pool=nn.AdaptiveAvgPool2d(1),
+            pool=GlobalAveragePool(),
             flatten=nn.Flatten(),
             fc=nn.Linear(in_channels, num_classes),
         ))
