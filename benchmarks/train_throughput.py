@@ -10,13 +10,23 @@ tutorial loop, measured in one run; and the model FLOP utilisation of papernets'
 - `--ablations`: the model alone on a batch already in memory (no loader), varying one thing at a time
   (precision, memory format, batch size, BN in training mode vs frozen, torch.compile with `--compile`),
   and a profile of where the time of one default step goes, to say what holds the utilisation back.
+- `--levers`: the model alone again, each lever timed in alternating rounds with the default step in the
+  same run (ratios stay fair on a shared machine): torch.compile of the whole model in three modes (compile
+  time apart from steady-state images/s), inductor on each BasicBlock (fuses BN+ReLU and add+ReLU around
+  oneDNN's convolutions) or on each BatchNorm alone, and the NCHW-gradient layers ResNet had before
+  2026-12-02. Then a layout check of one step: bf16/fp32 conversions of activations, operators fed mixed
+  NCHW / channels_last tensors, and oneDNN reorders (ONEDNN_VERBOSE=1 in a subprocess).
+  Threads, processes and load: benchmarks/threads_and_processes.py.
 
-    .venv/bin/python benchmarks/train_throughput.py [--steps 60] [--ablations] [--compile]
+    .venv/bin/python benchmarks/train_throughput.py [--steps 60] [--ablations] [--compile] [--levers]
 """
 
 import argparse
+import collections
 import gzip
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,12 +34,15 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import append_entry, hardware, markdown_table, matmul_peak_flops  # noqa: E402
 
 from papernets.models import create_model  # noqa: E402
+from papernets.models.resnet import BasicBlock, ZeroPadShortcut  # noqa: E402
 
 BATCH = 256
 FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -165,11 +178,171 @@ def profile_default_step(steps: int = 5) -> str:
     return markdown_table(["operator (bf16, channels_last, batch 256)", "share of self CPU time", "calls/step"], rows)
 
 
+class SlicedZeroPadShortcut(ZeroPadShortcut):
+    """Option A as papernets computed it before 2026-12-02: a slice, whose backward is NCHW."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x[:, :, ::self.stride, ::self.stride], (0, 0, 0, 0, 0, self.extra_channels))
+
+
+def with_nchw_gradient_layers(model: nn.Module) -> nn.Module:
+    """ResNet's layers before 2026-12-02: the sliced shortcut and the AdaptiveAvgPool2d(1) head."""
+    for block in model.modules():
+        if isinstance(block, BasicBlock) and isinstance(block.shortcut, ZeroPadShortcut):
+            block.shortcut = SlicedZeroPadShortcut(block.shortcut.extra_channels, block.shortcut.stride)
+    model.head.pool = nn.AdaptiveAvgPool2d(1)
+    return model
+
+
+def compile_modules(model: nn.Module, kind: type[nn.Module]) -> nn.Module:
+    """Regional compilation: inductor on every module of `kind`, the rest eager."""
+    for module in model.modules():
+        if isinstance(module, kind):
+            module.compile()
+    return model
+
+
+LEVERS = {  # name: (how to change the default model, torch.compile mode of the whole model or None)
+    "torch.compile, mode default": (None, "default"),
+    "torch.compile, mode max-autotune": (None, "max-autotune"),
+    "torch.compile, mode max-autotune-no-cudagraphs": (None, "max-autotune-no-cudagraphs"),
+    "inductor on each BasicBlock (BN+ReLU, add+ReLU fused)": (lambda model: compile_modules(model, BasicBlock), None),
+    "inductor on each BatchNorm2d": (lambda model: compile_modules(model, nn.BatchNorm2d), None),
+    "NCHW-gradient layers (before 2026-12-02)": (with_nchw_gradient_layers, None),
+}
+
+
+def default_step(change=None, compile_mode: str | None = None, batch: int = BATCH):
+    """One bf16, channels_last training step of ResNet-20 on a batch in memory, with the model changed by
+    `change` or compiled in `compile_mode`."""
+    torch.manual_seed(0)
+    model = create_model("resnet20", num_classes=10, input_size=(1, 28, 28)).train()
+    model = (change(model) if change else model).to(memory_format=torch.channels_last)
+    forward = torch.compile(model, mode=compile_mode) if compile_mode else model
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    images = torch.randn(batch, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, 10, (batch,))
+
+    def step():
+        with torch.autocast("cpu", torch.bfloat16):
+            loss = nn.functional.cross_entropy(forward(images).float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def side_by_side(step, baseline, *, steps: int, rounds: int = 4) -> tuple[float, float]:
+    """Images/s of `step` and of `baseline`, timed in `rounds` alternating blocks of steps."""
+    seconds = [0.0, 0.0]
+    block = max(1, steps // rounds)
+    for _ in range(rounds):
+        for index, function in enumerate((step, baseline)):
+            started = time.perf_counter()
+            for _ in range(block):
+                function()
+            seconds[index] += time.perf_counter() - started
+    images = rounds * block * BATCH
+    return images / seconds[0], images / seconds[1]
+
+
+def lever_rows(steps: int) -> list[list]:
+    baseline = default_step()
+    for _ in range(3):
+        baseline()
+    rows = []
+    for name, (change, compile_mode) in LEVERS.items():
+        step = default_step(change, compile_mode)
+        started = time.perf_counter()
+        for _ in range(3):  # compiling happens in the first steps (forward, then backward)
+            step()
+        warmup = time.perf_counter() - started
+        speed, baseline_speed = side_by_side(step, baseline, steps=steps)
+        ratio = speed / baseline_speed
+        rows.append([name, f"{warmup:.1f}", f"{speed:,.0f}", f"{baseline_speed:,.0f}", f"{ratio:.2f}x"])
+        print(f"lever {name}: {speed:,.0f} vs default {baseline_speed:,.0f} images/s "
+              f"({ratio:.2f}x; first 3 steps {warmup:.1f} s)", flush=True)
+    return rows
+
+
+def memory_layout(tensor: torch.Tensor) -> str:
+    if tensor.is_contiguous(memory_format=torch.channels_last):
+        return "channels_last"
+    return "NCHW" if tensor.is_contiguous() else "strided"
+
+
+class LayoutCheck(TorchDispatchMode):
+    """Counts, over the operators it sees, dtype conversions of activations (4-d, batch-sized tensors) and
+    operators whose 4-d tensor inputs and output are not all channels_last."""
+
+    def __init__(self, batch: int):
+        super().__init__()
+        self.batch = batch
+        self.conversions = collections.Counter()
+        self.layouts = collections.Counter()
+
+    def __torch_dispatch__(self, function, types, args=(), kwargs=None):
+        output = function(*args, **(kwargs or {}))
+        name = function.overloadpacket.__name__
+        first = output[0] if isinstance(output, (tuple, list)) else output
+        tensors = [value for value in (*args, first) if isinstance(value, torch.Tensor) and value.dim() == 4
+                   and value.shape[0] == self.batch]
+        if name == "_to_copy" and tensors:
+            self.conversions[f"{args[0].dtype} -> {first.dtype}".replace("torch.", "")] += 1
+        layouts = {memory_layout(tensor) for tensor in tensors}
+        if layouts - {"channels_last"}:
+            self.layouts[f"{name} ({', '.join(sorted(layouts))})"] += 1
+        return output
+
+
+LAYOUT_BATCH = 24  # no layer of ResNet-20 has 24 channels, so a 24xCxHxW tensor is an activation
+
+ONEDNN_STEPS = """
+import sys, torch
+sys.path.insert(0, {benchmarks!r})
+from train_throughput import LAYOUT_BATCH, default_step
+step = default_step(batch=LAYOUT_BATCH)
+step()
+print("oneDNN: timed step", flush=True)
+step()
+"""
+
+
+def onednn_reorders() -> collections.Counter:
+    """oneDNN reorders in the second step of a subprocess under ONEDNN_VERBOSE=1, by tensor shape (reorders
+    of 4-d tensors whose first dimension is the batch would be activations; the rest are weights)."""
+    code = ONEDNN_STEPS.format(benchmarks=str(Path(__file__).resolve().parent))
+    environment = {**os.environ, "ONEDNN_VERBOSE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                            timeout=600, check=True)
+    lines = result.stdout.split("oneDNN: timed step", 1)[1].splitlines()
+    shapes = [line.rsplit(",", 2)[-2] for line in lines if ",exec," in line and ",reorder," in line]
+    return collections.Counter("activation" if shape.startswith(f"{LAYOUT_BATCH}x") else "weight" for shape in shapes)
+
+
+def layout_report() -> str:
+    step = default_step(batch=LAYOUT_BATCH)
+    step()
+    check = LayoutCheck(batch=LAYOUT_BATCH)
+    with check:
+        step()
+    reorders = onednn_reorders()
+    conversions = ", ".join(f"{count} x {kind}" for kind, count in check.conversions.items()) or "none"
+    mixed = ", ".join(f"{count} x {kind}" for kind, count in check.layouts.items()) or "none"
+    return (f"Layout check of one default step (ResNet-20, bf16 autocast, channels_last, batch {LAYOUT_BATCH}): dtype "
+            f"conversions of activations: {conversions}; operators on activations not all channels_last: {mixed}; "
+            f"oneDNN reorders (ONEDNN_VERBOSE=1): {reorders['weight']} of weights, {reorders['activation']} of "
+            f"activations.")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60, help="timed training steps per path (default 60)")
     parser.add_argument("--ablations", action="store_true", help="also vary one thing at a time, and profile")
     parser.add_argument("--compile", action="store_true", help="include torch.compile in the ablations (slow)")
+    parser.add_argument("--levers", action="store_true",
+                        help="also time each throughput lever side by side with the default step (slow: compiles)")
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to docs/BENCHMARKS.md")
     args = parser.parse_args()
     print(hardware(), flush=True)
@@ -227,6 +400,13 @@ def main() -> int:
         print(ablations)
         print(profile_table)
         body += f"\n\n{ablations}\n\n{profile_table}"
+    if args.levers:
+        levers = markdown_table(["lever (model alone, bf16, channels_last, batch 256)", "first 3 steps (s)",
+                                 "images/s", "default, same rounds", "ratio"], lever_rows(args.steps))
+        layouts = layout_report()
+        print(levers)
+        print(layouts)
+        body += f"\n\n{levers}\n\n{layouts}"
     if not args.no_append:
         append_entry("Training throughput (benchmarks/train_throughput.py)", body)
     return 0
