@@ -238,8 +238,10 @@ class BatchLoader:
     @contextmanager
     def _cpu_single_threaded(self):
         """Builds a CPU batch on one thread. Its ops are small (about 0.2 M elements), so a second thread gains
-        little, and on a busy machine it costs a lot: measured on 2 shared cores, 80 ms per Fashion-MNIST
-        batch of 256 with 2 threads against 2 ms with 1. The training step keeps its threads."""
+        nothing, and on a busy machine it costs a lot. Fashion-MNIST batches of 256 (crop, flip, channels_last)
+        in a 2-thread process on 2 cores shared with other jobs (load average 4.5), 2026-12-02: 2.1-2.9 ms per
+        batch with this switch against 2.7-17 ms without; with 2 more busy loops, 4.2-5.5 ms against 14-53 ms
+        (benchmarks/threads_and_processes.py, "loader alone" rows). The training step keeps its threads."""
         threads = torch.get_num_threads()
         if self.device.type != "cpu" or threads == 1:
             yield
