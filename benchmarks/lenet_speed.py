@@ -11,7 +11,8 @@ Sec. III.B) at its batch of 16 and at the paper's batch of 1.
   is the process's own work, less sensitive to other processes) per step, median over the rounds.
 - engine: `papernets.training.engine.train` itself for `--engine-steps` steps (loader, check_finite,
   batch_sums, progress, after_step included); images/s from its metrics.csv. engine overhead = 1 - model step
-  time / engine step time.
+  time / engine step time (two separate timings: noisy under load). Per part, in CPU time: the loader's next
+  batch, check_finite and batch_sums, and their share of a lenet5 step.
 - The reproduction's estimated wall time: 20 x 60,000 x 3 images at the engine's images/s (curvature estimates
   and evaluation passes not included).
 - `--profile`: torch.profiler's top operators of `--profile-steps` faithful steps at `--profile-batch`.
@@ -113,6 +114,32 @@ def engine_images_per_s(model_name: str, batch_size: int, steps: int, workdir: P
         return float(next(csv.DictReader(file))["images_per_s"])
 
 
+def engine_parts_us(batch_size: int, data, calls: int = 500) -> dict[str, float]:
+    """Microseconds of CPU time per step of the engine's work around train_step: the loader's next batch and the
+    loop's check_finite and batch_sums (engine.py), on a real batch and loss; best of 5 repeats."""
+    from papernets.data import BatchLoader
+    from papernets.training.engine import LoopState, batch_sums, check_finite
+    from papernets.training.losses import training_loss
+
+    loader = BatchLoader(data.train.images, data.train.labels, batch_size=batch_size, seed=0, augment=None,
+                         mean=data.mean, std=data.std, shuffle=True, drop_last=True)
+    batches = loader.batches(0)
+    images, labels = next(batches)
+    loss = training_loss(torch.randn(batch_size, 10), labels, loss="map", rubbish_j=1.0)
+    state, sums = LoopState(), torch.zeros(3, dtype=torch.float64)
+    calls = min(calls, len(loader) // 6)
+    parts = {"loader": lambda: next(batches), "check_finite": lambda: check_finite(loss.total, 0, state, Path()),
+             "batch_sums": lambda: sums.add_(batch_sums(loss, labels))}
+    best = {}
+    for name, call in parts.items():
+        for _ in range(5):
+            started = time.process_time()
+            for _ in range(calls):
+                call()
+            best[name] = min(best.get(name, float("inf")), (time.process_time() - started) / calls * 1e6)
+    return best
+
+
 def profile(batch_size: int, steps: int, data, rows: int = 20) -> str:
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
@@ -144,7 +171,7 @@ def main():
     print(f"{hardware()}; {load_average()} at the start")
     data = prepare_data(experiment_config(REPRODUCTION, "lenet5", 0, quick=False, data_dir=None))
     seeds = REPRODUCTION.seeds
-    rows, estimates = [], []
+    rows, estimates, engine_rows = [], [], []
     with tempfile.TemporaryDirectory() as workdir:
         for batch_size in BATCHES:
             step_times = model_step_times(batch_size, data, args.rounds)
@@ -158,6 +185,9 @@ def main():
                              f"{wall * 1e3:.2f}", f"{engine[name]:,.0f}",
                              f"{1 - wall / (batch_size / engine[name]):.0%}"])
             faithful, modern = step_times["lenet5"], step_times["lenet5_modern"]
+            parts = engine_parts_us(batch_size, data)
+            engine_rows.append([batch_size, *(f"{value:.1f}" for value in parts.values()),
+                                f"{sum(parts.values()) / (faithful[1] * 1e6 + sum(parts.values())):.1%}"])
             rows.append([batch_size, "ratio lenet5 / lenet5_modern", f"{modern[0] / faithful[0]:.2f}",
                          f"{modern[1] / faithful[1]:.2f}", "", f"{engine['lenet5'] / engine['lenet5_modern']:.2f}",
                          ""])
@@ -170,12 +200,15 @@ def main():
     estimate = markdown_table(["batch", "lenet5 engine images/s",
                                f"reproduction ({PASSES} passes x {TRAIN_IMAGES:,} x {seeds} seeds)",
                                "one seed"], estimates)
+    engine_table = markdown_table(["batch", "loader next batch (us)", "check_finite (us)", "batch_sums (us)",
+                                   "share of a lenet5 step (CPU)"], engine_rows)
     body = (f"One thread, fp32; lenet5 with SDLM + MAP loss, lenet5_modern with SGD + cross-entropy (the "
             f"`lenet-lecun1998` recipe as `papernets reproduce lenet5-mnist` runs it); real MNIST batches. "
             f"Model step: median of {args.rounds} alternating rounds; engine: engine.train's metrics.csv. "
             f"Load average at the end: {load_average()}.\n\n{table}\n\nEstimated training time of the "
             f"reproduction at lenet5's engine images/s (the reproduction uses batch 16; the paper batch 1):\n\n"
-            f"{estimate}\n")
+            f"{estimate}\n\nThe engine's work around each step, CPU time (what `engine overhead` above measures "
+            f"end to end, here per part):\n\n{engine_table}\n")
     print(body)
     if args.profile:
         print(f"Top operators of {args.profile_steps} lenet5 steps at batch {args.profile_batch} (self CPU time):")
