@@ -10,8 +10,8 @@ Sec. III.B) at its batch of 16 and at the paper's batch of 1.
   alternate in rounds, so that load on the machine falls on both alike. Wall and CPU time (1 thread: CPU time
   is the process's own work, less sensitive to other processes) per step, median over the rounds.
 - engine: `papernets.training.engine.train` itself for `--engine-steps` steps (loader, check_finite,
-  batch_sums, progress, after_step included); images/s from its metrics.csv. engine overhead = 1 - model step
-  time / engine step time (two separate timings: noisy under load). Per part, in CPU time: the loader's next
+  batch_sums, progress, after_step included); images/s from its metrics.csv. Its work around train_step, per
+  part in CPU time (two separate end-to-end timings differ by more than it under load): the loader's next
   batch, check_finite and batch_sums, and their share of a lenet5 step.
 - The reproduction's estimated wall time: 20 x 60,000 x 3 images at the engine's images/s (curvature estimates
   and evaluation passes not included).
@@ -182,21 +182,19 @@ def main():
             for name in MODELS:
                 wall, cpu = step_times[name]
                 rows.append([batch_size, name, f"{batch_size / wall:,.0f}", f"{batch_size / cpu:,.0f}",
-                             f"{wall * 1e3:.2f}", f"{engine[name]:,.0f}",
-                             f"{1 - wall / (batch_size / engine[name]):.0%}"])
+                             f"{wall * 1e3:.2f}", f"{engine[name]:,.0f}"])
             faithful, modern = step_times["lenet5"], step_times["lenet5_modern"]
             parts = engine_parts_us(batch_size, data)
             engine_rows.append([batch_size, *(f"{value:.1f}" for value in parts.values()),
                                 f"{sum(parts.values()) / (faithful[1] * 1e6 + sum(parts.values())):.1%}"])
             rows.append([batch_size, "ratio lenet5 / lenet5_modern", f"{modern[0] / faithful[0]:.2f}",
-                         f"{modern[1] / faithful[1]:.2f}", "", f"{engine['lenet5'] / engine['lenet5_modern']:.2f}",
-                         ""])
+                         f"{modern[1] / faithful[1]:.2f}", "", f"{engine['lenet5'] / engine['lenet5_modern']:.2f}"])
             total_images = PASSES * TRAIN_IMAGES * seeds
             estimates.append([batch_size, f"{engine['lenet5']:,.0f}", duration(total_images / engine["lenet5"]),
                               duration(PASSES * TRAIN_IMAGES / engine["lenet5"])])
             print(f"batch {batch_size} done; {load_average()}", flush=True)
     table = markdown_table(["batch", "model", "model step images/s (wall)", "images/s (CPU time)",
-                            "ms per step (wall)", "engine images/s", "engine overhead"], rows)
+                            "ms per step (wall)", "engine images/s"], rows)
     estimate = markdown_table(["batch", "lenet5 engine images/s",
                                f"reproduction ({PASSES} passes x {TRAIN_IMAGES:,} x {seeds} seeds)",
                                "one seed"], estimates)
@@ -207,8 +205,8 @@ def main():
             f"Model step: median of {args.rounds} alternating rounds; engine: engine.train's metrics.csv. "
             f"Load average at the end: {load_average()}.\n\n{table}\n\nEstimated training time of the "
             f"reproduction at lenet5's engine images/s (the reproduction uses batch 16; the paper batch 1):\n\n"
-            f"{estimate}\n\nThe engine's work around each step, CPU time (what `engine overhead` above measures "
-            f"end to end, here per part):\n\n{engine_table}\n")
+            f"{estimate}\n\nThe engine's work around each step, CPU time (the difference between the engine's "
+            f"images/s and the model step's, per part):\n\n{engine_table}\n")
     print(body)
     if args.profile:
         print(f"Top operators of {args.profile_steps} lenet5 steps at batch {args.profile_batch} (self CPU time):")
