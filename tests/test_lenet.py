@@ -146,6 +146,21 @@ def test_lenet5_outputs_and_gradients_equal_the_reference_computation(batch):
         torch.testing.assert_close(gradients[name], parameter.grad, msg=name)
 
 
+def test_lenet5_runs_in_onnxruntime_like_the_eager_model(tmp_path):
+    # Guards the computations chosen for speed: ONNX's AveragePool, for one, drops avg_pool2d's divisor_override.
+    import onnxruntime  # in the test extras, with onnx and onnxscript
+
+    from papernets.export.fusion import ExportInfo, export_onnx
+
+    torch.manual_seed(0)
+    model = create_model("lenet5", input_size=(1, 28, 28)).eval()
+    path = export_onnx(model, tmp_path / "lenet5.onnx", ExportInfo("lenet5", 10, 1, {}, input_size=[1, 28, 28]))
+    images = torch.randn(3, 1, 28, 28)
+    (logits,) = onnxruntime.InferenceSession(str(path)).run(["logits"], {"images": images.numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(logits), model(images), rtol=1e-4, atol=1e-4)
+
+
 def test_rbf_codes_are_fixed_plus_minus_one_and_outputs_are_negative_squared_distances():
     model = create_model("lenet5")
     codes = model.head.output.codes

@@ -84,7 +84,7 @@ class TrainableSubsampling(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        window_sum = F.avg_pool2d(x, self.window, divisor_override=1)
+        window_sum = F.avg_pool2d(x, self.window) * self.window**2
         return window_sum * self.coefficient.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
 
