@@ -8,6 +8,10 @@ The published points below are printed as references; they are other people's nu
 
     .venv/bin/python benchmarks/time_to_accuracy.py [--recipe fast-mnist] [--recipe fast-fashion-mnist] ...
                                                     [--seeds 3] [--threads 0] [--output runs/time-to-accuracy]
+                                                    [--set FIELD=VALUE ...]
+
+`--set` passes the same overrides to every run (as `papernets train --set` takes them), so that a variant of a
+recipe is measured exactly as the recipe is; the table names the overrides beside the recipe.
 """
 
 import argparse
@@ -37,11 +41,11 @@ TARGETS = {
 }
 
 
-def run_once(recipe: str, seed: int, output: Path, device: str, threads: int) -> dict:
+def run_once(recipe: str, seed: int, output: Path, device: str, threads: int, overrides: list[str]) -> dict:
     papernets = Path(sys.executable).with_name("papernets")
     command = [str(papernets) if papernets.exists() else sys.executable, *([] if papernets.exists() else ["-m", "papernets"]),
                "train", "--recipe", recipe, "--seed", str(seed), "--output", str(output), "--device", device,
-               "--no-report", "--quiet", "--set", f"run_name={recipe}-seed{seed}", f"threads={threads}"]
+               "--no-report", "--quiet", "--set", f"run_name={recipe}-seed{seed}", f"threads={threads}", *overrides]
     started = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -71,6 +75,8 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads per run (default 0: all cores; 1 is steadier on a shared machine)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE", dest="overrides",
+                        help="config overrides for every run, e.g. --set val_size=0 epochs=6")
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to docs/BENCHMARKS.md")
     args = parser.parse_args()
     recipes = args.recipe or list(TARGETS)
@@ -81,14 +87,15 @@ def main() -> int:
     for recipe in recipes:
         runs = []
         for seed in range(args.seeds):
-            run = run_once(recipe, seed, args.output, args.device, args.threads)
+            run = run_once(recipe, seed, args.output, args.device, args.threads, args.overrides)
             runs.append(run)
             print(f"{recipe} seed {seed}: test {100 * run['test']:.2f}%, val {100 * run['val']:.2f}%, "
                   f"wall {run['wall']:.1f} s (training {run['train_seconds']:.1f} s)", flush=True)
         test_mean, test_std = mean_std([100 * run["test"] for run in runs])
         wall_mean, wall_std = mean_std([run["wall"] for run in runs])
         train_mean, train_std = mean_std([run["train_seconds"] for run in runs])
-        rows.append([recipe, runs[0]["dataset"], runs[0]["model"], runs[0]["epochs"], len(runs),
+        name = f"{recipe} ({', '.join(args.overrides)})" if args.overrides else recipe
+        rows.append([name, runs[0]["dataset"], runs[0]["model"], runs[0]["epochs"], len(runs),
                      f"{test_mean:.2f} +- {test_std:.2f}", f"{train_mean:.1f} +- {train_std:.1f}",
                      f"{wall_mean:.1f} +- {wall_std:.1f}", target_text(recipe, test_mean, train_mean)])
     table = markdown_table(["recipe", "data set", "model", "epochs", "seeds", "test accuracy %", "training s",

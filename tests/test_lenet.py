@@ -104,6 +104,63 @@ def test_partial_connections_equal_a_masked_full_convolution():
     torch.testing.assert_close(layer(x), F.conv2d(x, full_weight, layer.bias.detach()))
 
 
+def reference_lenet5(model, images):
+    """LeNet-5's forward pass written out from Sec. II.B with plain convolutions: the padding to 32x32, C3 as a
+    full convolution with Table I's missing kernels zero, C5 as a 5x5 convolution, the RBF as explicit squared
+    distances. The model computes some of these differently for speed; the results must not change."""
+    state = dict(model.named_parameters())
+    squash = ScaledTanh()
+
+    def subsample(x, name):
+        window_sum = x.unfold(2, 2, 2).unfold(3, 2, 2).sum(dim=(-1, -2))
+        return window_sum * state[f"{name}.coefficient"].view(1, -1, 1, 1) + state[f"{name}.bias"].view(1, -1, 1, 1)
+
+    background = images.amin(dim=(-2, -1), keepdim=True)
+    x = F.pad(images - background, (2, 2, 2, 2)) + background
+    x = squash(F.conv2d(x, state["features.c1.weight"], state["features.c1.bias"]))
+    x = squash(subsample(x, "features.s2"))
+    c3 = model.features.c3
+    c3_weight = torch.zeros(16, 6, 5, 5)
+    for index, (source, target) in enumerate(zip(c3.source_maps.tolist(), c3.target_maps.tolist())):
+        c3_weight[target, source] = state["features.c3.weight"][index, 0]
+    x = squash(F.conv2d(x, c3_weight, state["features.c3.bias"]))
+    x = squash(subsample(x, "features.s4"))
+    x = squash(F.conv2d(x, state["features.c5.weight"], state["features.c5.bias"])).flatten(1)
+    x = squash(F.linear(x, state["head.f6.weight"], state["head.f6.bias"]))
+    return -((x[:, None, :] - model.head.output.codes[None]) ** 2).sum(dim=-1)
+
+
+@pytest.mark.parametrize("batch", [1, 16])
+def test_lenet5_outputs_and_gradients_equal_the_reference_computation(batch):
+    torch.manual_seed(0)
+    model = create_model("lenet5", input_size=(1, 28, 28))
+    images, labels = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+    logits = model(images)
+    F.cross_entropy(logits, labels).backward()
+    gradients = {name: parameter.grad.clone() for name, parameter in model.named_parameters()}
+    model.zero_grad()
+    expected = reference_lenet5(model, images)
+    F.cross_entropy(expected, labels).backward()
+    torch.testing.assert_close(logits, expected)
+    for name, parameter in model.named_parameters():
+        torch.testing.assert_close(gradients[name], parameter.grad, msg=name)
+
+
+def test_lenet5_runs_in_onnxruntime_like_the_eager_model(tmp_path):
+    # Guards the computations chosen for speed: ONNX's AveragePool, for one, drops avg_pool2d's divisor_override.
+    import onnxruntime  # in the test extras, with onnx and onnxscript
+
+    from papernets.export.fusion import ExportInfo, export_onnx
+
+    torch.manual_seed(0)
+    model = create_model("lenet5", input_size=(1, 28, 28)).eval()
+    path = export_onnx(model, tmp_path / "lenet5.onnx", ExportInfo("lenet5", 10, 1, {}, input_size=[1, 28, 28]))
+    images = torch.randn(3, 1, 28, 28)
+    (logits,) = onnxruntime.InferenceSession(str(path)).run(["logits"], {"images": images.numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(logits), model(images), rtol=1e-4, atol=1e-4)
+
+
 def test_rbf_codes_are_fixed_plus_minus_one_and_outputs_are_negative_squared_distances():
     model = create_model("lenet5")
     codes = model.head.output.codes

@@ -69,6 +69,30 @@ def test_sdlm_step_is_eta_over_mu_plus_h_times_the_gradient():
     torch.testing.assert_close(parameter.detach(), torch.tensor([1.0 - 0.1 / 0.02, 2.0 - 0.1 / 1.0]))
 
 
+def test_sdlm_steps_equal_the_per_parameter_formula_as_rates_and_curvature_change():
+    torch.manual_seed(0)
+    parameters = [nn.Parameter(torch.randn(3, 4)), nn.Parameter(torch.randn(5))]
+    expected = [parameter.detach().clone() for parameter in parameters]
+    optimizer = SDLM(parameters, lr=0.1, mu=0.02)
+    for step in range(6):
+        if step % 3 == 0:                                      # a new estimate, as before each pass
+            curvature = {parameter: torch.rand_like(parameter) for parameter in parameters}
+            optimizer.set_curvature(curvature)
+        if step == 4:                                          # the schedule lowers eta
+            optimizer.param_groups[0]["lr"] = 0.05
+        if step == 5:                                          # a resumed optimizer
+            state = optimizer.state_dict()
+            optimizer = SDLM(parameters, lr=0.3, mu=0.02)
+            optimizer.load_state_dict(state)
+        lr = optimizer.param_groups[0]["lr"]
+        for parameter, value in zip(parameters, expected):
+            parameter.grad = torch.randn_like(parameter)
+            value -= lr / (0.02 + curvature[parameter]) * parameter.grad      # Eq. (21), one parameter at a time
+        optimizer.step()
+        for parameter, value in zip(parameters, expected):
+            assert torch.equal(parameter.detach(), value), step
+
+
 def test_every_lenet5_parameter_gets_a_positive_curvature():
     model = create_model("lenet5", input_size=(1, 28, 28))
     curvature = estimate_curvature(model, torch.randn(8, 1, 28, 28))

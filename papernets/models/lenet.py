@@ -121,6 +121,17 @@ class PartiallyConnectedConv(nn.Module):
         return F.conv2d(x, self.dense_weight(), self.bias)
 
 
+class FullConnectionConv(nn.Conv2d):
+    """Sec. II.B, layer C5: a convolution whose kernels are as large as its input maps (5x5 on S4's 5x5), which
+    "amounts to a full connection between S4 and C5"; computed as that full connection, one matrix product, which
+    on a CPU takes a fraction of a 5x5 convolution's time at LeNet-5's batch sizes (benchmarks/lenet_speed.py).
+    The weight keeps the convolution's (out, in, k, k) shape and the output its (B, out, 1, 1) maps."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.shape[-2:] == self.weight.shape[-2:], "C5's kernels cover its whole input maps"
+        return F.linear(x.flatten(1), self.weight.flatten(1), self.bias)[..., None, None]      # (B, out, 1, 1)
+
+
 class EuclideanRBF(nn.Module):
     """Sec. II.B, Eq. (7): y_i = sum_j (x_j - w_ij)^2 with fixed +-1 codes w_i; returns -y as logits."""
 
@@ -155,7 +166,7 @@ class LeNet5(nn.Module):
             ("c3_squash", ScaledTanh()),
             ("s4", TrainableSubsampling(s4["maps"], s4["kernel"])),                   # 16@5x5
             ("s4_squash", ScaledTanh()),
-            ("c5", nn.Conv2d(s4["maps"], c5["maps"], c5["kernel"])),                  # 120@1x1
+            ("c5", FullConnectionConv(s4["maps"], c5["maps"], c5["kernel"])),         # 120@1x1
             ("c5_squash", ScaledTanh()),
         ]))
         self.head = nn.Sequential(OrderedDict([

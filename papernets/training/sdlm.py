@@ -36,21 +36,37 @@ class SDLM(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float, mu: float):
         super().__init__(params, {"lr": lr, "mu": mu})
+        # group index -> ((lr, mu), the curvature tensors, their step sizes): eta changes once per pass and
+        # h_kk before each pass, so the step sizes are computed then, not at every step.
+        self._step_sizes: dict[int, tuple] = {}
 
     def set_curvature(self, curvature: dict[nn.Parameter, torch.Tensor]):
         for group in self.param_groups:
             for parameter in group["params"]:
                 self.state[parameter]["curvature"] = curvature[parameter].detach().clone()
 
+    def step_sizes(self, index: int) -> list[torch.Tensor]:
+        """eta / (mu + h_kk) for each parameter of group `index`, Eq. (21)."""
+        group = self.param_groups[index]
+        assert all("curvature" in self.state[parameter] for parameter in group["params"]), \
+            "estimate the curvature before the first step"
+        curvatures = [self.state[parameter]["curvature"] for parameter in group["params"]]
+        rates, cached_curvatures, sizes = self._step_sizes.get(index, (None, [], []))
+        if rates != (group["lr"], group["mu"]) or any(cached is not current for cached, current
+                                                      in zip(cached_curvatures, curvatures, strict=True)):
+            rates, sizes = (group["lr"], group["mu"]), [group["lr"] / (group["mu"] + value) for value in curvatures]
+            self._step_sizes[index] = (rates, curvatures, sizes)
+        return sizes
+
     @torch.no_grad()
     def step(self, closure=None):
-        for group in self.param_groups:
-            for parameter in group["params"]:
-                if parameter.grad is None:
-                    continue
-                assert "curvature" in self.state[parameter], "estimate the curvature before the first step"
-                step_sizes = group["lr"] / (group["mu"] + self.state[parameter]["curvature"])   # Eq. (21)
-                parameter.sub_(step_sizes * parameter.grad)
+        for index, group in enumerate(self.param_groups):
+            stepped = [(parameter, size) for parameter, size in zip(group["params"], self.step_sizes(index))
+                       if parameter.grad is not None]
+            if stepped:
+                parameters, sizes = zip(*stepped)
+                gradients = [parameter.grad for parameter in parameters]
+                torch._foreach_sub_(parameters, torch._foreach_mul(sizes, gradients))   # w_k -= eps_k dE/dw_k
 
 
 def layer_chain(model: nn.Module) -> list[nn.Module]:
