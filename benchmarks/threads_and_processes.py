@@ -12,7 +12,8 @@ the script starts itself (`--load N` busy-loop processes, default 2), each confi
   `torchrun --standalone --nproc-per-node 2 -m papernets train ... --set threads=1`.
 
 Each configuration runs `--rounds` times, the rounds interleaved, and keeps its best images/s (the least
-disturbed by whatever else the machine runs).
+disturbed by whatever else the machine runs). Ratios: the loader's rows against the loader with its switch,
+every other row against 1 process x 2 threads.
 
     .venv/bin/python benchmarks/threads_and_processes.py [--steps 30] [--rounds 2] [--load 2] [--no-append]
 """
@@ -248,12 +249,16 @@ def main() -> int:
                     results[name, load] = max(speed, results.get((name, load), 0.0))
                     print(f"{name}, {load} busy loops: {speed:,.0f} images/s", flush=True)
             loads[load] = load_average()
-    baseline = CONFIGURATIONS[1][0]
-    rows = [[name, f"{results[name, 0]:,.0f}", f"{results[name, 0] / results[baseline, 0]:.2f}x",
-             f"{results[name, args.load]:,.0f}", f"{results[name, args.load] / results[baseline, args.load]:.2f}x"]
-            for name, _ in CONFIGURATIONS]
-    table = markdown_table(["ResNet-20, batch 256, bf16, channels_last", "images/s, quiet", "vs 1 x 2 threads",
-                            f"images/s, {args.load} busy loops", "vs 1 x 2 threads"], rows)
+    names = [name for name, _ in CONFIGURATIONS]
+    model_baseline = "model alone, 1 process x 2 threads"
+    loader_baseline = next(name for name in names if name.startswith("loader"))  # the switch on
+    rows = []
+    for name in names:
+        baseline = loader_baseline if name.startswith("loader") else model_baseline
+        rows.append([name] + [cell for load in (0, args.load) for cell in
+                              (f"{results[name, load]:,.0f}", f"{results[name, load] / results[baseline, load]:.2f}x")])
+    table = markdown_table(["ResNet-20, batch 256, bf16, channels_last", "images/s, quiet", "ratio",
+                            f"images/s, {args.load} busy loops", "ratio"], rows)
     body = (f"{table}\n\nBest of {args.rounds} interleaved runs of {args.steps} timed steps per configuration; "
             f"{loads[0]} after the quiet runs, {loads[args.load]} after the loaded ones (busy loops included).")
     print(body)
