@@ -6,6 +6,10 @@ SyncBatchNorm only on GPUs: it refuses CPU tensors, so on CPU each rank normalis
 """
 
 import os
+import signal
+import socket
+import subprocess
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,3 +109,40 @@ def from_environment(device_type: str) -> Distributed:
             torch.cuda.set_device(context.local_rank)
         dist.init_process_group(backend=backend)
     return context
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_local_ranks(command: list[str], procs: int) -> int:
+    """`command` in `procs` processes on this machine with torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK,
+    LOCAL_WORLD_SIZE, a free MASTER_PORT on 127.0.0.1); the first non-zero exit status, else 0. Ctrl-C reaches
+    the ranks from the terminal and SIGTERM is passed on, so they save and stop at a step boundary together;
+    when a rank fails (its error is one line; torchrun would add a traceback of its own) the others are killed,
+    as they would wait for it in the next collective."""
+    shared = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": str(procs),
+              "LOCAL_WORLD_SIZE": str(procs)}
+    ranks = [subprocess.Popen(command, env={**os.environ, **shared, "RANK": str(rank), "LOCAL_RANK": str(rank)})
+             for rank in range(procs)]
+
+    def pass_on(number, frame):
+        for process in ranks:
+            if process.poll() is None:
+                process.send_signal(number)
+
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, pass_on),
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}  # the terminal signals every rank
+    try:
+        while any(process.poll() is None for process in ranks):
+            if any(process.poll() not in (None, 0) for process in ranks):
+                pass_on(signal.SIGKILL, None)  # the others would wait for the failed rank in a collective
+            time.sleep(0.1)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    statuses = [process.returncode for process in ranks]
+    status = next((status for status in statuses if status > 0), min(statuses))  # a rank's own error first
+    return 128 - status if status < 0 else status  # killed by signal N: the shell's 128 + N

@@ -21,6 +21,7 @@ BAD_COMMANDS = [
      "needs val_size > 0"),
     (["--model", "resnet20", "--dataset", "fashion-mnist", "--teacher", "missing.pt", "--set", "train_size=64",
       "val_size=64", "test_size=64"], "does not exist"),
+    (["--model", "resnet20", "--dataset", "fashion-mnist", "--procs", "0"], "--procs 0"),
 ]
 
 
@@ -98,3 +99,10 @@ def test_a_report_that_fails_after_training_is_an_error_naming_the_complete_run(
     assert status == 2 and len(error.splitlines()) == 1
     assert f"{tmp_path / 'run'} is complete, but its report failed" in error and "lacks val_acc" in error
     assert (tmp_path / "run" / "summary.json").is_file()
+
+
+def test_procs_is_taken_out_of_the_command_line_the_ranks_run():
+    from papernets.cli.train_commands import without_procs
+
+    assert without_procs(["train", "--procs", "2", "--model", "fastnet", "--procs=3", "--set", "seed=1"]) == [
+        "train", "--model", "fastnet", "--set", "seed=1"]

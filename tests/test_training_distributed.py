@@ -33,13 +33,22 @@ def run_arguments() -> list[str]:
             "off", "--set", "train_size=512", "val_size=256", "test_size=256", "threads=1"]
 
 
-def test_two_gloo_processes_match_one_process(tmp_path):
+# (before the command line, after it): torchrun, or `papernets train --procs 2` starting the ranks itself.
+LAUNCHERS = {
+    "torchrun": ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
+                  "papernets"], []),
+    "procs": ([sys.executable, "-m", "papernets"], ["--procs", "2"]),
+}
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_two_gloo_processes_match_one_process(tmp_path, launcher):
     environment = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE)
     run = [*run_arguments(), "--recipe", str(recipe), "--output", str(tmp_path)]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "papernets", *run, "--set", "run_name=ddp"]
+    before, after = LAUNCHERS[launcher]
+    command = [*before, *run, "--set", "run_name=ddp", *after]
     finished = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert main([*run, "--set", "run_name=single"]) == 0
@@ -59,3 +68,15 @@ def test_two_gloo_processes_match_one_process(tmp_path):
         np.testing.assert_allclose(gathered["probs"], alone["probs"], atol=1e-4)
     assert sorted(path.name for path in tmp_path.iterdir() if path.is_dir() and path.name != "cache") == [
         "ddp", "single"]
+
+
+def test_a_rank_that_fails_stops_the_run_with_its_one_line_error(tmp_path):
+    """`--procs 2` where the ranks cannot find the data: each rank's one-line error, no traceback, exit 2, and no
+    rank left waiting for the other."""
+    command = [sys.executable, "-m", "papernets", "train", "--procs", "2", "--model", "lenet5_modern", "--dataset",
+               "fashion-mnist", "--data-dir", str(tmp_path / "nowhere"), "--output", str(tmp_path / "runs"),
+               "--quiet", "--set", "threads=1"]
+    finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 2, finished.stderr[-3000:]
+    assert "Traceback" not in finished.stderr
+    assert all(line.startswith("error: ") and "nowhere" in line for line in finished.stderr.strip().splitlines())

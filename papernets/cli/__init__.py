@@ -42,7 +42,9 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
+        args.argv = argv  # `train --procs N` starts N processes of the same command line
         return args.run(args) or 0
     except PapernetsError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -7,6 +7,7 @@ training starts. Without --recipe a model trains with the dataset's fast recipe 
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -55,6 +56,10 @@ def add_commands(subparsers) -> None:
     train.add_argument("--html", action="store_true", default=None, help="also write report.html")
     train.add_argument("--tensorboard", action="store_true", default=None,
                        help="log to RUN_DIR/tensorboard (needs the tensorboard package)")
+    train.add_argument("--procs", type=int, default=1, metavar="N",
+                       help="train in N processes on this machine (torchrun, DDP over gloo on the CPU, one thread "
+                            "each by default): on a 2-core CPU small networks train faster in 2 processes of 1 "
+                            "thread than in 1 of 2 (docs/BENCHMARKS.md, 'Threads and processes')")
     train.set_defaults(run=run_train)
 
     evaluate = subparsers.add_parser("eval", help="accuracy of a checkpoint on the test or validation split")
@@ -159,6 +164,8 @@ def run_train(args) -> int:
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
+    if args.procs != 1 and not under_torchrun():
+        return run_in_processes(args.procs, args.argv, config)
     if resume is not None and finished(run_dir, resume, config):
         length = plural(config.epochs, "epoch") if config.epochs else plural(config.iterations, "iteration")
         print(f"{run_dir} has finished its {length} (summary.json holds its test accuracy); nothing to resume. "
@@ -172,6 +179,39 @@ def run_train(args) -> int:
     if config.report and is_main_process():
         write_run_report(run_dir, config)
     return 0
+
+
+def under_torchrun() -> bool:
+    return "LOCAL_RANK" in os.environ
+
+
+def run_in_processes(procs: int, argv: list[str], config: TrainConfig) -> int:
+    """`train --procs N`: the same command line in N processes on this machine, which the engine runs as DDP
+    ranks (papernets.distributed, as under torchrun); returns the first non-zero exit status, else 0."""
+    import torch
+
+    from papernets.distributed import run_local_ranks
+
+    if procs < 1:
+        raise ConfigError(f"--procs {procs}: give a number of processes of at least 1.")
+    if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()):
+        if procs > torch.cuda.device_count():
+            raise ConfigError(f"--procs {procs} asks for one GPU per process but this machine has "
+                              f"{torch.cuda.device_count()}; pass --procs {torch.cuda.device_count()} or --device cpu.")
+    return run_local_ranks([sys.executable, "-m", "papernets", *without_procs(argv)], procs)
+
+
+def without_procs(argv: list[str]) -> list[str]:
+    """The command line without its --procs option (`--procs N` or `--procs=N`)."""
+    kept, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--procs":
+            skip = True
+        elif not token.startswith("--procs="):
+            kept.append(token)
+    return kept
 
 
 def write_run_report(run_dir: Path, config: TrainConfig):
