@@ -133,7 +133,8 @@ def main() -> int:
         for seed in range(args.seeds):
             run = run_once(recipe, seed, args.output, args.device, args.threads, args.overrides, args.procs)
             runs.append(run)
-            print(f"{recipe} seed {seed}: test {100 * run['test']:.2f}%, val {100 * run['val']:.2f}%, "
+            val = "no validation split" if run["val"] is None else f"val {100 * run['val']:.2f}%"
+            print(f"{recipe} seed {seed}: test {100 * run['test']:.2f}%, {val}, "
                   f"wall {run['wall']:.1f} s (training {run['train_seconds']:.1f} s)", flush=True)
         test_mean, test_std = mean_std([100 * run["test"] for run in runs])
         wall_mean, wall_std = mean_std([run["wall"] for run in runs])
