@@ -15,7 +15,7 @@ from papernets.training.optim import LearningRateSchedule, build_optimizer, para
 
 PAPER_RECIPES = ["resnet-cifar-he2015", "vgg-simonyan2014", "googlenet-szegedy2014", "mobilenet-howard2017",
                  "lenet-lecun1998"]
-FAST_RECIPES = ["fast-fashion-mnist", "fast-mnist", "fast-mnist-1min", "fast-cifar10", "fast-cifar100"]
+FAST_RECIPES = ["fast-fashion-mnist", "fast-fashion-mnist-full", "fast-mnist", "fast-mnist-1min", "fast-cifar10", "fast-cifar100"]
 
 
 def config(**fields) -> TrainConfig:
@@ -235,6 +235,10 @@ def test_mnist_never_gets_mirrored_digits_from_a_recipe(recipe):
 
 def test_a_recipe_with_a_base_holds_only_what_differs(tmp_path):
     assert read_recipe("fast-mnist-1min") == {**read_recipe("fast-mnist"), "name": "fast-mnist-1min", "epochs": 3}
+    # docs/BENCHMARKS.md measured fast-fashion-mnist-full as `--recipe fast-fashion-mnist --set val_size=0 epochs=6`
+    full = read_recipe("fast-fashion-mnist-full")
+    assert full == {**read_recipe("fast-fashion-mnist"), "name": "fast-fashion-mnist-full", "source": full["source"],
+                    "epochs": 6, "val_size": 0}
     derived = tmp_path / "derived.toml"
     derived.write_text('base = "fast-mnist"\nwarmup_steps = 7\n[augmentation]\npad = 0\n'
                        '[models."lenet5*"]\nlr = 1e-3\n')
