@@ -21,6 +21,7 @@ every other row against 1 process x 2 threads.
 import argparse
 import contextlib
 import csv
+import itertools
 import json
 import os
 import socket
@@ -122,11 +123,12 @@ def loader_worker(batches: int, loader_single_threaded: bool) -> None:
     loader = BatchLoader(data.train.images, data.train.labels, batch_size=BATCH, seed=0,
                          augment=augmentation_for(config, data.input_size), mean=data.mean, std=data.std,
                          device=torch.device("cpu"), channels_last=True, shuffle=True, drop_last=True)
-    next_batch = iter(loader.batches(0)).__next__
-    next_batch()
+    epochs = itertools.count()
+    stream = itertools.chain.from_iterable(loader.batches(epoch) for epoch in epochs)  # as many as asked for
+    next(stream)
     started = time.perf_counter()
     for _ in range(batches):
-        next_batch()
+        next(stream)
     print(json.dumps({"images_per_s": batches * BATCH / (time.perf_counter() - started)}))
 
 
