@@ -50,11 +50,11 @@ EXPERIMENTS = {experiment.name: experiment for experiment in (
         overrides={"batch_size": 16, "val_size": 0, "amp": "off", "threads": 1},
         quick={**QUICK_SIZES, "val_size": 0, "batch_size": 16},
         deviations=(
-            "Mini-batches of 16 instead of one pattern per update: batch 1 trains at 210 to 550 images/s on a "
-            "shared 2-core CPU as its load changes (benchmarks/lenet_speed.py; batch 16: 1,900 to 3,300), so "
-            "20 passes x 3 seeds would take 2 to 5 hours instead of 18 to 32 minutes. The global rates are the "
-            "paper's, per update, so each pass makes 16 times fewer updates of the paper's size; scaling the "
-            "rates with the batch is unstable with these step sizes (x2: 88.9% validation accuracy after 3 "
+            "Mini-batches of 16 instead of one pattern per update: batch 1 trains at 467 images/s on a quiet "
+            "2-core CPU, 210 to 550 on a shared one (benchmarks/lenet_speed.py; batch 16: 3,942, and 1,900 to "
+            "3,300), so 20 passes x 3 seeds would take 2 to 5 hours instead of 15 to 32 minutes. The global "
+            "rates are the paper's, per update, so each pass makes 16 times fewer updates of the paper's size; "
+            "scaling the rates with the batch is unstable with these step sizes (x2: 88.9% validation accuracy after 3 "
             "passes against 97.7% at x1; x4 and more diverge in the first pass), and smaller batches at the "
             "paper's rates learnt worse here (batch 1: 18.5% validation accuracy after 10,000 images; batch 4 "
             "diverged in its first pass).",
