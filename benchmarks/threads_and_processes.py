@@ -40,29 +40,15 @@ TIMEOUT = 900  # seconds for one configuration, compiles none
 
 def model_alone_worker(steps: int) -> None:
     """One rank of the model-alone run (RANK/WORLD_SIZE in the environment); rank 0 prints images/s."""
-    import torch
     import torch.distributed as dist
     from torch import nn
 
-    from papernets.models import create_model
+    from train_throughput import default_step
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size > 1:
         dist.init_process_group("gloo")
-    torch.manual_seed(0)
-    model = create_model("resnet20", num_classes=10, input_size=(1, 28, 28)).train()
-    model = model.to(memory_format=torch.channels_last)
-    forward = nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-    images = torch.randn(BATCH // world_size, 1, 28, 28).contiguous(memory_format=torch.channels_last)
-    labels = torch.randint(0, 10, (BATCH // world_size,))
-
-    def step():
-        with torch.autocast("cpu", torch.bfloat16):
-            loss = nn.functional.cross_entropy(forward(images).float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    step = default_step(batch=BATCH // world_size, wrap=nn.parallel.DistributedDataParallel if world_size > 1 else None)
 
     for _ in range(3):
         step()

@@ -123,26 +123,8 @@ def training_step_flops(model: nn.Module, images: torch.Tensor, labels: torch.Te
 def model_only_images_per_s(*, dtype: torch.dtype, channels_last: bool, batch: int, steps: int,
                             frozen_bn: bool = False, compile_model: bool = False) -> float:
     """Steps of the model alone on one batch already in memory: what the loader and engine cannot go above."""
-    torch.manual_seed(0)
-    model = create_model("resnet20", num_classes=10, input_size=(1, 28, 28)).train()
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    if frozen_bn:
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.eval()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-    forward = torch.compile(model) if compile_model else model
-    images = torch.randn(batch, 1, 28, 28).contiguous(memory_format=memory_format)
-    labels = torch.randint(0, 10, (batch,))
-
-    def step():
-        with torch.autocast("cpu", torch.bfloat16, enabled=dtype == torch.bfloat16):
-            loss = nn.functional.cross_entropy(forward(images).float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
+    step = default_step(batch=batch, dtype=dtype, channels_last=channels_last, frozen_bn=frozen_bn,
+                        compile_mode="default" if compile_model else None)
     for _ in range(3):
         step()
     started = time.perf_counter()
@@ -155,18 +137,7 @@ def profile_default_step(steps: int = 5) -> str:
     """Where the time of a bf16 channels_last step goes, grouped by operator (top 10 by self CPU time)."""
     from torch.profiler import ProfilerActivity, profile
 
-    model = create_model("resnet20", num_classes=10, input_size=(1, 28, 28)).train().to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    images = torch.randn(BATCH, 1, 28, 28).contiguous(memory_format=torch.channels_last)
-    labels = torch.randint(0, 10, (BATCH,))
-
-    def step():
-        with torch.autocast("cpu", torch.bfloat16):
-            loss = nn.functional.cross_entropy(model(images).float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
+    step = default_step()
     step()
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         for _ in range(steps):
@@ -212,19 +183,28 @@ LEVERS = {  # name: (how to change the default model, torch.compile mode of the 
 }
 
 
-def default_step(change=None, compile_mode: str | None = None, batch: int = BATCH):
-    """One bf16, channels_last training step of ResNet-20 on a batch in memory, with the model changed by
-    `change` or compiled in `compile_mode`."""
+def default_step(change=None, compile_mode: str | None = None, batch: int = BATCH, *,
+                 dtype: torch.dtype = torch.bfloat16, channels_last: bool = True, frozen_bn: bool = False,
+                 wrap=None):
+    """One training step of ResNet-20 on a batch in memory (SGD, cross-entropy), by default bf16 autocast and
+    channels_last as the engine trains; the model changed by `change`, BatchNorm frozen (eval mode) with
+    `frozen_bn`, wrapped by `wrap` (DistributedDataParallel) and compiled in `compile_mode` when given."""
     torch.manual_seed(0)
     model = create_model("resnet20", num_classes=10, input_size=(1, 28, 28)).train()
-    model = (change(model) if change else model).to(memory_format=torch.channels_last)
-    forward = torch.compile(model, mode=compile_mode) if compile_mode else model
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = (change(model) if change else model).to(memory_format=memory_format)
+    if frozen_bn:
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eval()
+    forward = wrap(model) if wrap else model
+    forward = torch.compile(forward, mode=compile_mode) if compile_mode else forward
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-    images = torch.randn(batch, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    images = torch.randn(batch, 1, 28, 28).contiguous(memory_format=memory_format)
     labels = torch.randint(0, 10, (batch,))
 
     def step():
-        with torch.autocast("cpu", torch.bfloat16):
+        with torch.autocast("cpu", torch.bfloat16, enabled=dtype == torch.bfloat16):
             loss = nn.functional.cross_entropy(forward(images).float(), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

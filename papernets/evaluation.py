@@ -60,12 +60,15 @@ def evaluate(model: nn.Module, loader, *, device: torch.device, amp_dtype: torch
     for logits, labels in logits_batches(model, loader, device=device, amp_dtype=amp_dtype, tta_flip=tta_flip,
                                          rank=distributed.rank, world_size=distributed.world_size):
         top = logits.topk(min(TOP_K, logits.shape[-1]), dim=-1).indices  # (B, 5)
+        # Top-1 is the first most probable class, as predictions.npz's readers take it (numpy's argmax): topk
+        # may order tied logits otherwise, and a barely trained network in bf16 ties often.
+        batch_probabilities = torch.softmax(logits, dim=-1)
         sums += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
-                             (top[:, 0] == labels).sum().double(),
+                             (batch_probabilities.argmax(dim=-1) == labels).sum().double(),
                              (top == labels[:, None]).any(dim=-1).sum().double(),
                              torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
         if keep_probabilities:
-            kept.append(torch.softmax(logits, dim=-1).cpu())
+            kept.append(batch_probabilities.cpu())
     loss_sum, top1, top5, count = distributed.sum(sums).tolist()
     model.train(was_training)
     probabilities = None

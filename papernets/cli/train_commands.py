@@ -164,13 +164,13 @@ def run_train(args) -> int:
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
-    if args.procs != 1 and not under_torchrun():
-        return run_in_processes(args.procs, args.argv, config)
     if resume is not None and finished(run_dir, resume, config):
         length = plural(config.epochs, "epoch") if config.epochs else plural(config.iterations, "iteration")
         print(f"{run_dir} has finished its {length} (summary.json holds its test accuracy); nothing to resume. "
               "To train on, pass a longer --epochs.")
         return 0
+    if args.procs != 1 and not under_torchrun():
+        return run_in_processes(args.procs, args.argv, config)
     try:
         run_dir = train(config, resume=resume, run_dir=run_dir)
     except TrainingInterrupted as interruption:
