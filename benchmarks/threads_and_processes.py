@@ -24,7 +24,6 @@ import csv
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, append_entry, hardware, load_average, markdown_table  # noqa: E402
+from papernets.distributed import free_port  # noqa: E402
 
 BATCH = 256
 TIMEOUT = 900  # seconds for one configuration, compiles none
@@ -123,12 +123,6 @@ def metrics_images_per_s(output: str) -> float:
     (metrics,) = Path(output).glob("*/metrics.csv")
     with open(metrics) as file:
         return float(next(csv.DictReader(file))["images_per_s"])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def run_json(commands: list[list[str]], environment: dict[str, str]) -> float:

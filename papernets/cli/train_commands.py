@@ -57,9 +57,10 @@ def add_commands(subparsers) -> None:
     train.add_argument("--tensorboard", action="store_true", default=None,
                        help="log to RUN_DIR/tensorboard (needs the tensorboard package)")
     train.add_argument("--procs", type=int, default=1, metavar="N",
-                       help="train in N processes on this machine (torchrun, DDP over gloo on the CPU, one thread "
-                            "each by default): on a 2-core CPU small networks train faster in 2 processes of 1 "
-                            "thread than in 1 of 2 (docs/BENCHMARKS.md, 'Threads and processes')")
+                       help="train in N processes on this machine (DDP ranks as under torchrun, gloo on the CPU, "
+                            "one thread each by default); on 2 cores fastnet trained 1.13x faster in 2 processes "
+                            "of 1 thread than in 1 of 2, and ResNet-20 2.6x faster when other work shared the cores "
+                            "(docs/BENCHMARKS.md, 'Threads, processes and load')")
     train.set_defaults(run=run_train)
 
     evaluate = subparsers.add_parser("eval", help="accuracy of a checkpoint on the test or validation split")
